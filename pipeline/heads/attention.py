@@ -1,0 +1,40 @@
+"""Multi-head scaled dot-product attention as the paper writes it (eq. 3-4, 6).
+
+Queries, keys and values are linear maps of the inputs, each head attends with
+softmax(QK^T / sqrt(D_k)) V, and the heads are concatenated. The paper has no
+output projection after the concatenation (eq. 4 and 6), so neither does this:
+the head width is D_v = dim / heads, so the concatenation is back at ``dim``
+and the residual connections of eq. 5 and 7 add up.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None):
+        """``query`` (B, Nq, D) attends to ``context`` (B, Nk, D); ``context_mask`` (B, Nk) True = real token."""
+        q, k, v = self._split(self.q(query)), self._split(self.k(context)), self._split(self.v(context))
+        attn_mask = None if context_mask is None else context_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        b, h, n, dh = out.shape
+        return out.transpose(1, 2).reshape(b, n, h * dh)

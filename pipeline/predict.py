@@ -1,0 +1,113 @@
+"""Genres of new posters: OCR + frozen encoders + the trained head.
+
+Prediction goes through the same functions and caches as the pipeline
+(:func:`run_ocr`, :func:`embed_images`, :func:`embed_texts`), so a poster
+already seen costs nothing and a new one is seen exactly as in training. The
+encoders are built from the params and must have the identity the model was
+trained on (compute precision aside); otherwise prediction refuses to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .encoders import create_image_encoder, create_text_encoder
+from .errors import PipelineError
+from .features import embed_images, embed_texts, ocr_texts
+from .images import PosterError, expand_paths, read_poster
+from .ocr import run_ocr
+from .params import EncoderParams, OcrParams
+from .train import load_head
+
+
+class PredictError(PipelineError):
+    pass
+
+
+@dataclass
+class Prediction:
+    path: str
+    genres: list[str]
+    probabilities: dict[str, float]
+
+
+def _comparable(identity: dict) -> dict:
+    return {k: v for k, v in identity.items() if k != "precision"}
+
+
+def check_identity(kind: str, built: dict, trained: dict) -> None:
+    if _comparable(built) != _comparable(trained):
+        diff = sorted(k for k in set(built) | set(trained)
+                      if k != "precision" and built.get(k) != trained.get(k))
+        raise PredictError(
+            f"the {kind} encoder from params differs from the one the model was trained with "
+            f"(in {', '.join(diff)}); use the params.yaml of that run"
+        )
+
+
+def predict(
+    paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams, threshold: float
+) -> tuple[list[Prediction], list[str]]:
+    """Predictions for every readable poster under ``paths``, and one error line per unreadable one."""
+    errors: list[str] = []
+    rows = []
+    files = expand_paths(paths)
+    for p in files:
+        if not p.exists():
+            errors.append(f"{p}: no such file or folder")
+            continue
+        try:
+            _, info = read_poster(p)
+        except PosterError as err:
+            errors.append(str(err))
+            continue
+        rows.append({"path": str(p), "sha256": info.sha256})
+    if not rows:
+        return [], errors
+
+    head, ckpt = load_head(model_path)
+    genres = ckpt["genres"]
+    image_encoder = create_image_encoder(encoder)
+    check_identity("image", image_encoder.identity, ckpt["features"]["image"])
+    text_encoder = create_text_encoder(encoder)
+    check_identity("text", text_encoder.identity, ckpt["features"]["text"])
+
+    posters = pd.DataFrame(rows)
+    ocr_table, ocr_report = run_ocr(posters, ocr)
+    errors += [f["detail"] for f in ocr_report["failed"]]
+    texts = ocr_texts(ocr_table, ocr.min_confidence)
+    tkeys, tarrays, _ = embed_texts(texts, text_encoder, encoder.batch_size)
+    ikeys, iarrays, irep = embed_images(posters, image_encoder, encoder.batch_size)
+    errors += [f["detail"] for f in irep["failed"]]
+
+    ipos = {k: i for i, k in enumerate(ikeys)}
+    tpos = {k: i for i, k in enumerate(tkeys)}
+    usable = [r for r in rows if r["sha256"] in ipos and r["sha256"] in tpos]
+    if not usable:
+        return [], errors
+    ri = np.array([ipos[r["sha256"]] for r in usable])
+    rt = np.array([tpos[r["sha256"]] for r in usable])
+    batch = {
+        "image_tokens": torch.from_numpy(iarrays["tokens"][ri]),
+        "image_pooled": torch.from_numpy(iarrays["pooled"][ri]),
+        "text_tokens": torch.from_numpy(tarrays["tokens"][rt]),
+        "text_mask": torch.from_numpy(tarrays["mask"][rt]),
+        "text_pooled": torch.from_numpy(tarrays["pooled"][rt]),
+        "has_text": torch.from_numpy(tarrays["has_text"][rt]),
+    }
+    with torch.no_grad():
+        scores = torch.sigmoid(head(batch)).numpy()
+    out = [
+        Prediction(
+            path=r["path"],
+            genres=[g for g, s in zip(genres, row) if s > threshold],
+            probabilities={g: round(float(s), 6) for g, s in zip(genres, row)},
+        )
+        for r, row in zip(usable, scores)
+    ]
+    return out, errors

@@ -1,0 +1,230 @@
+"""Training a fusion head on cached features (no OCR or encoder runs here).
+
+The loop follows the paper: Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8), batch
+32, up to 100 epochs, early stopping with patience 10 on the validation loss,
+and the best checkpoint (lowest validation loss) kept. Seeds are fixed and
+torch runs in deterministic mode, so the same features and params give the
+same checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import PipelineError
+from .features import FeatureSet
+from .heads import create_head, head_config
+from .ingest import label_matrix
+from .losses import create_loss
+from .params import FusionParams, LossParams, TrainParams
+from .progress import progress_bar
+
+
+class TrainError(PipelineError):
+    pass
+
+
+@dataclass
+class Dataset:
+    """Features of a set of posters, aligned row by row with ``labels`` and ``keys``."""
+
+    keys: list[str]
+    imdb_ids: list[str]
+    tensors: dict[str, torch.Tensor]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def batch(self, idx: torch.Tensor, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        feats = {k: v[idx].to(device) for k, v in self.tensors.items()}
+        return feats, self.labels[idx].to(device)
+
+
+def feature_tensors(image: FeatureSet, text: FeatureSet, keys: list[str]) -> dict[str, torch.Tensor]:
+    """Head inputs for ``keys`` (float16 kept in memory; the head casts per batch)."""
+    ri, rt = image.rows(keys), text.rows(keys)
+    return {
+        "image_tokens": torch.from_numpy(image.arrays["tokens"][ri]),
+        "image_pooled": torch.from_numpy(image.arrays["pooled"][ri]),
+        "text_tokens": torch.from_numpy(text.arrays["tokens"][rt]),
+        "text_mask": torch.from_numpy(text.arrays["mask"][rt]),
+        "text_pooled": torch.from_numpy(text.arrays["pooled"][rt]),
+        "has_text": torch.from_numpy(text.arrays["has_text"][rt]),
+    }
+
+
+def feature_dims(image: FeatureSet, text: FeatureSet) -> dict[str, int]:
+    return {
+        "image_token_dim": int(image.arrays["tokens"].shape[-1]),
+        "image_pooled_dim": int(image.arrays["pooled"].shape[-1]),
+        "text_token_dim": int(text.arrays["tokens"].shape[-1]),
+        "text_pooled_dim": int(text.arrays["pooled"].shape[-1]),
+    }
+
+
+def build_datasets(
+    posters: pd.DataFrame, split: pd.DataFrame, image: FeatureSet, text: FeatureSet, genres: list[str]
+) -> tuple[dict[str, Dataset], dict]:
+    """One dataset per split; posters lacking a feature are counted, not silently dropped."""
+    have = set(image.keys) & set(text.keys)
+    merged = posters.merge(split, on="imdb_id", how="inner")
+    missing = merged[~merged["sha256"].isin(have)]
+    merged = merged[merged["sha256"].isin(have)]
+    out = {}
+    for name in ("train", "val", "test"):
+        part = merged[merged["split"] == name]
+        keys = part["sha256"].tolist()
+        out[name] = Dataset(
+            keys=keys,
+            imdb_ids=part["imdb_id"].tolist(),
+            tensors=feature_tensors(image, text, keys),
+            labels=torch.from_numpy(label_matrix(part["labels"], genres)),
+        )
+    info = {"posters_without_features": int(len(missing)), **{f"{k}_posters": len(v) for k, v in out.items()}}
+    if len(out["train"]) == 0 or len(out["val"]) == 0:
+        raise TrainError("no training or validation posters with features; check the split and embed stages")
+    return out, info
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("train.device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Sigmoid scores (n, M) for every poster of ``data``, in order."""
+    model.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        feats, _ = data.batch(idx, device)
+        out.append(torch.sigmoid(model(feats)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, data.labels.shape[1]), dtype=np.float32)
+
+
+@torch.no_grad()
+def mean_loss(model, data: Dataset, loss_fn, device, batch_size: int = 256) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        feats, y = data.batch(idx, device)
+        total += float(loss_fn(model(feats), y)) * len(idx)
+        n += len(idx)
+    return total / max(n, 1)
+
+
+def train_head(
+    datasets: dict[str, Dataset],
+    dims: dict[str, int],
+    genres: list[str],
+    fusion: FusionParams,
+    train: TrainParams,
+    loss: LossParams,
+) -> tuple[dict[str, Any], list[dict], dict]:
+    """Train; return the best checkpoint, the per-epoch curve and a summary."""
+    seed_everything(train.seed)
+    device = resolve_device(train.device)
+    config = head_config(fusion, dims, len(genres))
+    model = create_head(config).to(device)
+    loss_fn = create_loss(loss.name, gamma_pos=loss.gamma_pos, gamma_neg=loss.gamma_neg, margin=loss.margin)
+    opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
+    gen = torch.Generator().manual_seed(train.seed)
+    tr, va = datasets["train"], datasets["val"]
+
+    best = {"val_loss": float("inf"), "epoch": 0, "state": None}
+    curve: list[dict] = []
+    stale = 0
+    t0 = time.perf_counter()
+    with progress_bar("epochs") as bar:
+        task = bar.add_task("train", total=train.epochs)
+        for epoch in range(1, train.epochs + 1):
+            model.train()
+            order = torch.randperm(len(tr), generator=gen)
+            total, n = 0.0, 0
+            for start in range(0, len(tr), train.batch_size):
+                idx = order[start:start + train.batch_size]
+                feats, y = tr.batch(idx, device)
+                batch_loss = loss_fn(model(feats), y)
+                opt.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                opt.step()
+                total += batch_loss.item() * len(idx)
+                n += len(idx)
+            val_loss = mean_loss(model, va, loss_fn, device)
+            curve.append({"epoch": epoch, "train_loss": round(total / n, 6), "val_loss": round(val_loss, 6)})
+            if val_loss < best["val_loss"]:
+                best = {"val_loss": val_loss, "epoch": epoch,
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                stale = 0
+            else:
+                stale += 1
+            bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {best['val_loss']:.4f})")
+            if stale >= train.patience:
+                break
+    seconds = time.perf_counter() - t0
+    checkpoint = {
+        "format": "poster-genres/head@1",
+        "head_config": config,
+        "genres": list(genres),
+        "state_dict": best["state"],
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"],
+    }
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_loss": round(best["val_loss"], 6),
+        "epochs_run": len(curve),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "seconds": round(seconds, 2),
+        "device": device.type,
+    }
+    return checkpoint, curve, summary
+
+
+def save_checkpoint(checkpoint: dict, path) -> None:
+    """torch.save into a buffer, then the atomic writer (same bytes for the same checkpoint)."""
+    from .io import atomic_path
+
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def load_head(path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The trained head (eval mode) and its checkpoint metadata."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise TrainError(f"{path}: no trained model; run the pipeline first (dvc repro)")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise TrainError(f"{path}: not a poster-genres checkpoint ({type(err).__name__})") from None
+    if ckpt.get("format") != "poster-genres/head@1":
+        raise TrainError(f"{path}: not a poster-genres checkpoint")
+    model = create_head(ckpt["head_config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,143 @@
+"""``poster-genres``: one command line for the stages, the feature store and prediction.
+
+Each stage subcommand is the same function DVC runs (``python -m stages.<name>``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from stages import embed_image, embed_text, evaluate, ingest, ocr, split, train
+from stages._command import command
+
+app = typer.Typer(
+    help="Predict a film's genres from its poster (artwork + OCR text). Stages run under DVC: `dvc repro`.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.command("ingest")(ingest.main)
+app.command("ocr")(ocr.main)
+app.command("embed-image")(embed_image.main)
+app.command("embed-text")(embed_text.main)
+app.command("split")(split.main)
+app.command("train")(train.main)
+app.command("evaluate")(evaluate.main)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("predict")
+@command
+def predict_cmd(
+    posters: List[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
+    model: Path = typer.Option(Path("models/model.pt"), help="Trained checkpoint."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params of the run that trained the model (ocr, encoder, eval)."),
+    threshold: Optional[float] = typer.Option(None, help="Decision threshold (default: eval.threshold)."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped."""
+    from pipeline.params import load_params
+    from pipeline.predict import predict
+
+    p = load_params(params, ["ocr", "encoder", "eval"])
+    tau = p["eval"].threshold if threshold is None else threshold
+    results, errors = predict(posters, model, p["ocr"], p["encoder"], tau)
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    if format is Format.json:
+        print(json.dumps([r.__dict__ for r in results], indent=2))
+    elif format is Format.csv:
+        buf = io.StringIO()
+        genres = list(results[0].probabilities) if results else []
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["path", "genres", *genres])
+        for r in results:
+            writer.writerow([r.path, "|".join(r.genres), *(r.probabilities[g] for g in genres)])
+        print(buf.getvalue(), end="")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("poster", "genres", "top probabilities")
+        for r in results:
+            top = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            table.add_row(r.path, ", ".join(r.genres) or "-", ", ".join(f"{g} {s:.2f}" for g, s in top))
+        Console().print(table)
+    if not results:
+        raise typer.Exit(1)
+
+
+features_app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("show")
+@command
+def features_show(
+    folder: Path = typer.Argument(Path("features"), help="Folder with image.h5 / text.h5."),
+) -> None:
+    """Shapes, dtypes and encoder identity of the feature files, and OCR coverage."""
+    from pipeline.features import describe_features
+    from pipeline.io import read_parquet
+
+    out = {}
+    for name in ("image", "text"):
+        path = folder / f"{name}.h5"
+        out[name] = describe_features(path) if path.exists() else "missing"
+    ocr_path = folder / "ocr.parquet"
+    if ocr_path.exists():
+        table = read_parquet(ocr_path)
+        out["ocr"] = {"posters": len(table), "with_text": int(sum(len(t) > 0 for t in table["texts"]))}
+    print(json.dumps(out, indent=2))
+
+
+@features_app.command("cache")
+@command
+def features_cache() -> None:
+    """What the content-addressed cache holds: one entry per identity (kind, parts, bytes)."""
+    from pipeline.cache import describe
+
+    print(json.dumps(describe(), indent=2))
+
+
+@features_app.command("text")
+@command
+def features_text(
+    key: str = typer.Argument(..., help="Poster sha256 (or its first characters) or imdb id."),
+    folder: Path = typer.Option(Path("features"), help="Features folder."),
+    posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table."),
+) -> None:
+    """The OCR lines (with confidences) and embedded text of one poster."""
+    from pipeline.io import read_parquet
+
+    table = read_parquet(posters)
+    match = table[(table["imdb_id"] == key) | table["sha256"].str.startswith(key)]
+    if match.empty:
+        raise typer.BadParameter(f"no poster matches {key!r}")
+    ocr_table = read_parquet(folder / "ocr.parquet").set_index("key")
+    text_index = read_parquet(folder / "text.parquet").set_index("key")
+    for r in match.itertuples():
+        o = ocr_table.loc[r.sha256] if r.sha256 in ocr_table.index else None
+        print(json.dumps({
+            "imdb_id": r.imdb_id, "title": r.title, "path": r.path, "key": r.sha256,
+            "lines": [] if o is None else [{"text": t, "confidence": round(float(c), 3)}
+                                           for t, c in zip(o["texts"], o["confidences"])],
+            "embedded_text": text_index.loc[r.sha256, "text"] if r.sha256 in text_index.index else None,
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    app()

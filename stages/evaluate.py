@@ -1,0 +1,52 @@
+"""Stage ``evaluate``: the trained head on the test split -> metrics, per-genre table, PR curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline.evaluate import evaluate_scores, predictions_table
+from pipeline.features import load_features
+from pipeline.io import read_parquet, write_csv, write_json, write_parquet
+from pipeline.params import load_params
+from pipeline.train import build_datasets, load_head, predict_scores
+from stages._command import command
+
+
+@command
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    model: Path = typer.Option(Path("models/model.pt"), help="Checkpoint from train."),
+    features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
+    posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
+    split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    metrics: Path = typer.Option(Path("metrics/eval.json"), help="Test metrics (dvc metrics)."),
+    per_genre: Path = typer.Option(Path("plots/per_genre.csv"), help="Per-genre results (dvc plots)."),
+    pr_curve: Path = typer.Option(Path("plots/pr_curve.csv"), help="Precision-recall curves (dvc plots)."),
+    predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
+) -> None:
+    """Score the test split with eval.threshold (eq. 10) and compute every metric of the paper."""
+    threshold = load_params(params, ["eval"])["eval"].threshold
+    head, ckpt = load_head(model)
+    genres = ckpt["genres"]
+    image = load_features(features / "image.h5", features / "image.parquet")
+    text = load_features(features / "text.h5", features / "text.parquet")
+    datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
+    test = datasets["test"]
+    scores = predict_scores(head, test, next(head.parameters()).device)
+    y = test.labels.numpy()
+    result, table, curves = evaluate_scores(y, scores, genres, threshold)
+    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
+    rounded["per_genre"] = {g: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in m.items()}
+                            for g, m in result["per_genre"].items()}
+    write_json(metrics, rounded)
+    write_csv(per_genre, table.round(6))
+    write_csv(pr_curve, curves)
+    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, threshold))
+    print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "
+          f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,44 @@
+"""Stage ``train``: the fusion head on cached features -> ``models/model.pt`` + curve + summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from pipeline.features import load_features
+from pipeline.io import read_parquet, write_csv, write_json
+from pipeline.params import load_params
+from pipeline.train import build_datasets, feature_dims, save_checkpoint, train_head
+from stages._command import command
+
+
+@command
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
+    posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
+    split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    model: Path = typer.Option(Path("models/model.pt"), help="Best checkpoint (lowest validation loss)."),
+    curve: Path = typer.Option(Path("plots/train_curve.csv"), help="Loss per epoch (dvc plots)."),
+    metrics: Path = typer.Option(Path("metrics/train.json"), help="Best epoch and validation loss."),
+) -> None:
+    """Train the head named by fusion.head with train.* and loss.* (paper defaults)."""
+    p = load_params(params, ["data", "fusion", "train", "loss"])
+    genres = p["data"].genres
+    image = load_features(features / "image.h5", features / "image.parquet")
+    text = load_features(features / "text.h5", features / "text.parquet")
+    datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
+    checkpoint, rows, summary = train_head(datasets, feature_dims(image, text), genres, p["fusion"], p["train"], p["loss"])
+    checkpoint["features"] = {"image": image.identity, "text": text.identity}
+    save_checkpoint(checkpoint, model)
+    write_csv(curve, pd.DataFrame(rows))
+    # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
+    print(f"train: {summary['epochs_run']} epochs in {summary['seconds']} s on {summary['device']}, "
+          f"best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']})")
+    write_json(metrics, {k: v for k, v in summary.items() if k not in ("seconds", "device")} | info)
+
+
+if __name__ == "__main__":
+    typer.run(main)
