@@ -29,6 +29,9 @@ class _Rate(TextColumn):
 
 
 def progress_bar(unit: str = "posters") -> Progress:
+    """A progress bar on stderr, so stdout stays clean for results (``predict --format json``)."""
+    from rich.console import Console
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -37,6 +40,7 @@ def progress_bar(unit: str = "posters") -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=False,
     )
 

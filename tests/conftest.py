@@ -1,0 +1,32 @@
+"""Shared fixtures: the real poster set beside the repo, a per-session feature cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTERS = (ROOT / ".." / "shared" / "posters").resolve()
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def posters_dir() -> Path:
+    if not (POSTERS / "labels.csv").exists():
+        pytest.skip(f"poster set not found at {POSTERS}")
+    return POSTERS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Path:
+    """One feature cache for the whole test session (OCR of a poster is done once)."""
+    cache = tmp_path_factory.mktemp("feature-cache")
+    os.environ["POSTER_GENRES_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture
+def allow_random_clip(monkeypatch):
+    monkeypatch.setenv("POSTER_GENRES_ALLOW_RANDOM_WEIGHTS", "1")

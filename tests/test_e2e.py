@@ -1,0 +1,153 @@
+"""End to end: the real `dvc repro` in a temporary git repo on 30 real posters, offline encoders."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ASSETS, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, posters_dir) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(posters_dir), limit=30)
+    params["encoder"]["name"] = "offline"
+    params["train"]["epochs"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    out = run(["dvc", "repro"], repo)
+    assert ran_stages(out.stdout) == ["ingest", "ocr", "embed-image", "embed-text", "split", "train", "evaluate"]
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+    return repo
+
+
+def test_metrics_present_and_finite(repo):
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    for key in ("f1_macro", "f1_micro", "f1_weighted", "f1_samples", "balanced_accuracy_macro",
+                "balanced_accuracy_micro", "balanced_accuracy_weighted", "balanced_accuracy_samples",
+                "hamming_loss", "hit", "average_precision_macro"):
+        assert math.isfinite(metrics[key]) and 0 <= metrics[key] <= 1, key
+    train = json.loads((repo / "metrics" / "train.json").read_text())
+    assert 1 <= train["best_epoch"] <= train["epochs_run"] <= 4
+    per_genre = (repo / "plots" / "per_genre.csv").read_text().splitlines()
+    assert per_genre[0].startswith("genre,") and len(per_genre) == 14
+    shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
+    assert "f1_macro" in shown
+
+
+def test_second_repro_runs_nothing(repo):
+    out = run(["dvc", "repro"], repo)
+    assert ran_stages(out.stdout) == [], out.stdout
+    assert run(["dvc", "status"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
+
+
+def test_fusion_param_reruns_only_train_and_evaluate(repo):
+    out = run(["dvc", "exp", "run", "-S", "fusion.layers=1"], repo)
+    assert ran_stages(out.stdout) == ["train", "evaluate"], out.stdout
+    table = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    text = json.dumps(table)
+    assert '"layers": 1' in text and '"layers": 4' in text and "f1_macro" in text
+
+
+def test_plots_render(repo):
+    out = run(["dvc", "plots", "show", "-o", "dvc_plots"], repo)
+    html = (repo / "dvc_plots" / "index.html").read_text()
+    assert "per_genre" in html or "Test F1 per genre" in html, out.stdout
+
+
+def test_predict_cli_json_with_a_bad_file(repo, posters_dir, tmp_path):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    posters = sorted((posters_dir / "images").glob("*.jpg"))[:3]
+    for p in posters[1:]:
+        shutil.copy(p, folder / p.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), str(folder), "--format", "json"], repo)
+    result = json.loads(out.stdout)
+    assert [Path(r["path"]).name for r in result] == [posters[0].name, posters[1].name, posters[2].name]
+    for r in result:
+        assert len(r["probabilities"]) == 13 and all(0 <= v <= 1 for v in r["probabilities"].values())
+        assert set(r["genres"]) == {g for g, v in r["probabilities"].items() if v > 0.5}
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+    csv_out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), "-f", "csv"], repo)
+    assert csv_out.stdout.splitlines()[0].startswith("path,genres,Action")
+    bad = run([sys.executable, "-m", "stages.cli", "predict", str(folder / "broken.jpg")], repo, check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+
+
+def test_help_on_every_command(repo):
+    for cmd in ("ingest", "ocr", "embed-image", "embed-text", "split", "train", "evaluate", "predict", "features"):
+        out = run([sys.executable, "-m", "stages.cli", cmd, "--help"], repo)
+        assert "Usage" in out.stdout
+
+
+def test_bad_param_is_one_line(repo, tmp_path):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["fusion"]["layres"] = 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    out = run([sys.executable, "-m", "stages.train", "--params", str(bad)], repo, check=False)
+    assert out.returncode == 1 and out.stderr.strip() == f"error: {bad}: unknown parameter 'fusion.layres'"
+
+
+def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
+    """OpenCLIP through embed-image, embed-text, train and evaluate (tiny config, random weights)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["encoder"].update(name="clip", model=str(ASSETS / "tiny-clip-test.json"), pretrained="random")
+    params["train"]["epochs"] = 2
+    p = tmp_path / "clip.yaml"
+    p.write_text(yaml.safe_dump(params))
+    f = tmp_path / "clip"
+    env = {"POSTER_GENRES_ALLOW_RANDOM_WEIGHTS": "1"}
+    cli = [sys.executable, "-m", "stages.cli"]
+    run(cli + ["embed-image", "--params", str(p), "--out", str(f / "image.h5"), "--index", str(f / "image.parquet"),
+               "--report", str(f / "image_report.json")], repo, **env)
+    run(cli + ["embed-text", "--params", str(p), "--out", str(f / "text.h5"), "--index", str(f / "text.parquet"),
+               "--report", str(f / "text_report.json")], repo, **env)
+    run(cli + ["train", "--params", str(p), "--features", str(f), "--model", str(f / "model.pt"),
+               "--curve", str(f / "curve.csv"), "--metrics", str(f / "train.json")], repo, **env)
+    run(cli + ["evaluate", "--params", str(p), "--features", str(f), "--model", str(f / "model.pt"),
+               "--metrics", str(f / "eval.json"), "--per-genre", str(f / "pg.csv"), "--pr-curve", str(f / "pr.csv"),
+               "--predictions", str(f / "pred.parquet")], repo, **env)
+    shown = json.loads(run(cli + ["features", "show", str(f)], repo).stdout)
+    assert shown["image"]["identity"]["encoder"] == "clip"
+    assert shown["image"]["datasets"]["tokens"]["shape"][1:] == [16, 64]
+    assert math.isfinite(json.loads((f / "eval.json").read_text())["f1_micro"])
+    # without the test switch, the same params refuse to run
+    out = run(cli + ["embed-image", "--params", str(p), "--out", str(tmp_path / "x.h5"), "--index",
+                     str(tmp_path / "x.parquet"), "--report", str(tmp_path / "x.json")], repo, check=False,
+              POSTER_GENRES_ALLOW_RANDOM_WEIGHTS="0")
+    assert out.returncode == 1 and "encoder.name=offline" in out.stderr

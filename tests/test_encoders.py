@@ -1,0 +1,100 @@
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.encoders import EncoderError, create_image_encoder, create_text_encoder
+from pipeline.features import embed_images, embed_texts, load_features, write_features
+from pipeline.images import load_rgb
+from pipeline.ingest import ingest_folder
+from pipeline.params import EncoderParams
+from tests.conftest import ASSETS
+
+TINY = str(ASSETS / "tiny-clip-test.json")
+
+
+@pytest.fixture(scope="module")
+def posters(posters_dir):
+    table, _ = ingest_folder(posters_dir, ["Action", "Comedy", "Drama", "Horror"], limit=3)
+    return table
+
+
+def test_offline_encoders_real_weights(posters):
+    params = EncoderParams(name="offline", device="cpu", text_max_tokens=16)
+    img = create_image_encoder(params)
+    out = img.encode([load_rgb(p) for p in posters["path"][:2]])
+    assert out["tokens"].shape == (2, 49, 1280) and out["pooled"].shape == (2, 1280)
+    np.testing.assert_allclose(out["pooled"], out["tokens"].mean(1), rtol=1e-5, atol=1e-5)
+    txt = create_text_encoder(params)
+    t = txt.encode(["THE TERMINATOR", ""])
+    assert t["tokens"].shape == (2, 16, 384) and t["mask"][0].sum() > t["mask"][1].sum() >= 1
+    np.testing.assert_allclose(np.linalg.norm(t["pooled"], axis=1), 1.0, rtol=1e-5)
+    # pretrained weights give meaningful text similarity: a paraphrase is closer than an unrelated text
+    a, b, c = txt.encode(["a terrifying horror movie", "a scary horror film", "a romantic comedy about a wedding"])["pooled"]
+    assert a @ b > a @ c
+    assert img.identity["weights_sha256"] and txt.identity["weights_sha256"]
+
+
+def test_clip_tiny_random_weights_tokens(posters, allow_random_clip):
+    params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu", text_max_tokens=20)
+    img = create_image_encoder(params)
+    out = img.encode([load_rgb(p) for p in posters["path"][:2]])
+    assert out["tokens"].shape == (2, 16, 64) and out["pooled"].shape == (2, 32)
+    assert img.identity["pretrained"] == "random"
+    txt = create_text_encoder(params)
+    t = txt.encode(["HEAT AND DUST julie christie", "x"])
+    assert t["tokens"].shape == (2, 20, 32) and t["pooled"].shape == (2, 32)
+    assert t["mask"][0].sum() > t["mask"][1].sum() == 3  # <start> x <end>
+
+
+def test_clip_refuses_random_weights_outside_tests(monkeypatch):
+    monkeypatch.delenv("POSTER_GENRES_ALLOW_RANDOM_WEIGHTS", raising=False)
+    with pytest.raises(EncoderError, match="encoder.name=offline"):
+        create_image_encoder(EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu"))
+
+
+def test_clip_missing_checkpoint_and_bad_model():
+    with pytest.raises(EncoderError, match="not found"):
+        create_image_encoder(EncoderParams(name="clip", model=TINY, pretrained="/nowhere/ckpt.pt", device="cpu"))
+    with pytest.raises(EncoderError, match="not an OpenCLIP model"):
+        create_image_encoder(EncoderParams(name="clip", model="ViT-Nope", device="cpu"))
+
+
+def test_clip_local_checkpoint_loads(tmp_path, allow_random_clip):
+    import open_clip
+    import torch
+
+    open_clip.add_model_config(ASSETS / "tiny-clip-test.json")
+    torch.manual_seed(1)
+    model = open_clip.create_model("tiny-clip-test")
+    torch.save(model.state_dict(), tmp_path / "ckpt.pt")
+    enc = create_image_encoder(EncoderParams(name="clip", model=TINY, pretrained=str(tmp_path / "ckpt.pt"), device="cpu"))
+    assert enc.identity["pretrained"] == "file" and len(enc.identity["sha256"]) == 64
+
+
+def test_feature_files_are_byte_identical_and_cached(posters, tmp_path, allow_random_clip):
+    params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu", batch_size=2)
+    enc = create_image_encoder(params)
+    keys, arrays, rep = embed_images(posters, enc, params.batch_size)
+    assert rep["computed"] == 3 or rep["from_cache"] == 3
+    write_features(tmp_path / "a.h5", tmp_path / "a.parquet", keys, arrays, enc.identity)
+    keys2, arrays2, rep2 = embed_images(posters, create_image_encoder(params), params.batch_size)
+    assert rep2["computed"] == 0 and rep2["from_cache"] == 3
+    write_features(tmp_path / "b.h5", tmp_path / "b.parquet", keys2, arrays2, enc.identity)
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    fs = load_features(tmp_path / "a.h5", tmp_path / "a.parquet")
+    assert fs.arrays["tokens"].dtype == np.float16 and fs.identity == enc.identity
+    with h5py.File(tmp_path / "a.h5") as f:
+        assert "identity" in f.attrs
+
+
+def test_text_features_keyed_by_text(allow_random_clip):
+    import pandas as pd
+
+    params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu")
+    enc = create_text_encoder(params)
+    texts = pd.DataFrame({"key": ["p1", "p2", "p3"], "text": ["SAME TITLE", "SAME TITLE", ""]})
+    keys, arrays, rep = embed_texts(texts, enc, 8)
+    assert rep["unique_texts"] == 2 and keys == ["p1", "p2", "p3"]
+    np.testing.assert_array_equal(arrays["tokens"][0], arrays["tokens"][1])
+    assert arrays["has_text"].tolist() == [True, True, False]

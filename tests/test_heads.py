@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from pipeline.heads import create_head, head_config
+from pipeline.losses import asymmetric_loss
+from pipeline.params import FusionParams
+
+DIMS = {"image_token_dim": 12, "image_pooled_dim": 10, "text_token_dim": 8, "text_pooled_dim": 6}
+
+
+def batch(n=4, ti=5, tt=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(n, tt, dtype=torch.bool)
+    for i in range(n):
+        mask[i, : 2 + i % (tt - 1)] = True
+    return {
+        "image_tokens": torch.randn(n, ti, 12, generator=g),
+        "image_pooled": torch.randn(n, 10, generator=g),
+        "text_tokens": torch.randn(n, tt, 8, generator=g),
+        "text_mask": mask,
+        "text_pooled": torch.randn(n, 6, generator=g),
+        "has_text": torch.tensor([True, False, True, True][:n]),
+    }
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    fusion = FusionParams(dim=16, heads=4, dropout=0.0, **kw)
+    return create_head(head_config(fusion, DIMS, num_genres=3)).eval()
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"layers": 1}, {"layers": 0}, {"mcam": False}, {"mcam": False, "layers": 0},
+    {"tokens": "pooled"}, {"tokens": "pooled", "fuse": "add"},
+])
+def test_output_shape_and_finite(kw):
+    out = make(**kw)(batch())
+    assert out.shape == (4, 3) and torch.isfinite(out).all()
+
+
+def test_padding_tokens_do_not_change_the_output():
+    head = make()
+    b = batch()
+    before = head(b)
+    b["text_tokens"][~b["text_mask"]] = 1e4  # garbage in padded positions
+    torch.testing.assert_close(head(b), before)
+
+
+def test_empty_text_uses_learned_token_not_the_tokens():
+    head = make()
+    b = batch()
+    before = head(b)
+    b["text_tokens"][1] = torch.randn_like(b["text_tokens"][1]) * 100  # poster 1 has no text
+    after = head(b)
+    torch.testing.assert_close(after[1], before[1])
+    torch.testing.assert_close(after[0], before[0])
+    head.empty_text.data += 1.0
+    assert not torch.allclose(head(b)[1], before[1])
+
+
+def test_true_cross_attention_image_attends_to_text():
+    """With MCAM, changing only the text changes the image stream (and vice versa)."""
+    head = make(layers=0)
+    b = batch()
+    img, txt, mask = head.inputs(b)
+    zi, zt = head.mcam(img, txt, mask)
+    b2 = {**b, "text_tokens": b["text_tokens"] + 1.0}
+    img2, txt2, mask2 = head.inputs(b2)
+    zi2, _ = head.mcam(img2, txt2, mask2)
+    assert not torch.allclose(zi[0], zi2[0])
+
+
+def test_smsam_layer_count():
+    assert len(make(layers=4).smsam.blocks) == 4
+    assert make(layers=0).smsam is None
+    assert make(mcam=False).mcam is None
+
+
+def test_overfits_a_small_batch():
+    torch.manual_seed(0)
+    head = make()
+    head.train()
+    b = batch(n=4)
+    y = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = asymmetric_loss(head(b), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+    pred = (torch.sigmoid(head(b)) > 0.5).float()
+    assert torch.equal(pred, y), (loss.item(), torch.sigmoid(head(b)))

@@ -1,0 +1,56 @@
+import numpy as np
+import pandas as pd
+
+from pipeline.ingest import label_matrix
+from pipeline.split import iterative_stratification, split_films
+
+GENRES = ["A", "B", "C", "D"]
+
+
+def posters(n_films=400, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in range(n_films):
+        labels = [g for g, p in zip(GENRES, (0.5, 0.3, 0.1, 0.04)) if rng.random() < p] or ["A"]
+        for k in range(1 + f % 3):  # 1-3 posters per film
+            rows.append({"imdb_id": f"tt{f:07d}", "labels": "|".join(labels), "sha256": f"{f}-{k}"})
+    return pd.DataFrame(rows)
+
+
+def test_films_are_never_split_across_sets():
+    table = posters()
+    split = split_films(table, GENRES, (0.8, 0.1, 0.1), seed=0)
+    assert split["imdb_id"].is_unique
+    merged = table.merge(split, on="imdb_id")
+    assert (merged.groupby("imdb_id")["split"].nunique() == 1).all()
+    assert len(merged) == len(table)
+
+
+def test_proportions_and_stratification():
+    table = posters()
+    split = split_films(table, GENRES, (0.8, 0.1, 0.1), seed=0)
+    counts = split["split"].value_counts()
+    assert abs(counts["train"] - 320) <= 4 and abs(counts["val"] - 40) <= 4 and abs(counts["test"] - 40) <= 4
+    films = table.drop_duplicates("imdb_id").merge(split, on="imdb_id")
+    y = label_matrix(films["labels"], GENRES)
+    total = y.sum(0)
+    for name, frac in (("train", 0.8), ("val", 0.1), ("test", 0.1)):
+        part = y[(films["split"] == name).to_numpy()].sum(0)
+        # every genre within 2 films (+ rounding) of its share, even the rarest
+        assert np.all(np.abs(part - frac * total) <= 2 + 1e-9), (name, part, frac * total)
+
+
+def test_deterministic_and_seed_dependent():
+    table = posters()
+    a = split_films(table, GENRES, seed=1)
+    b = split_films(table, GENRES, seed=1)
+    c = split_films(table, GENRES, seed=2)
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_rows_without_labels_are_assigned():
+    y = np.zeros((10, 2))
+    y[:5, 0] = 1
+    fold = iterative_stratification(y, (0.6, 0.2, 0.2), seed=0)
+    assert (fold >= 0).all() and np.bincount(fold).tolist() == [6, 2, 2]
