@@ -161,6 +161,13 @@ def load_features(h5_path: str | Path, index_path: str | Path, names: list[str] 
     return FeatureSet(keys, arrays, identity, index)
 
 
+def load_feature_pair(folder: str | Path) -> tuple[FeatureSet, FeatureSet]:
+    """The image and text features of a features folder (``image.h5``/``text.h5`` + indexes)."""
+    folder = Path(folder)
+    return (load_features(folder / "image.h5", folder / "image.parquet"),
+            load_features(folder / "text.h5", folder / "text.parquet"))
+
+
 def describe_features(h5_path: str | Path) -> dict[str, Any]:
     """Shapes, dtypes and identity of a feature file (for the ``features`` CLI)."""
     with h5py.File(h5_path, "r") as f:

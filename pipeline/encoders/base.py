@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..devices import resolve_device
 from ..errors import PipelineError
 
 
@@ -15,12 +16,8 @@ class EncoderError(PipelineError):
     pass
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EncoderError("encoder.device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(device)
+def encoder_device(device: str) -> torch.device:
+    return resolve_device(device, "encoder.device")
 
 
 def precision(device: torch.device) -> str:

