@@ -104,7 +104,8 @@ class PoliteClient:
     ):
         self.user_agent = user_agent
         self.limiter = RateLimiter(rate_limit)
-        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self.slots = threading.BoundedSemaphore(self.concurrency)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -218,6 +219,41 @@ class PoliteClient:
                 attempt += 1
                 continue
             return r
+
+    def download(self, url: str, path, chunk: int = 1 << 20) -> int:
+        """Stream ``url`` to ``path`` (atomically), never holding it in memory; returns bytes written.
+
+        For large files (IMDb's TSV dumps): retried like :meth:`get` until the body starts.
+        """
+        from .io import atomic_path
+
+        attempt = 0
+        while True:
+            if not self.allowed(url):
+                raise FetchError("robots_disallowed", url)
+            self.limiter.acquire()
+            try:
+                with self.slots, self._session().get(url, timeout=(self.timeout, self.timeout), stream=True) as r:
+                    self._count("requests")
+                    if r.status_code in RETRY_STATUSES and attempt < self.retries:
+                        retry_after = parse_retry_after(r.headers.get("retry-after"))
+                    elif not 200 <= r.status_code < 300:
+                        raise FetchError(f"http_{r.status_code}", url)
+                    else:
+                        written = 0
+                        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                            for block in r.raw.stream(chunk, decode_content=False):
+                                fh.write(block)
+                                written += len(block)
+                        return written
+            except (requests.Timeout, requests.ConnectionError) as err:
+                if isinstance(err, requests.ConnectionError) and _dns_failure(err):
+                    raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
+                if attempt >= self.retries:
+                    raise FetchError("timeout", url) from None
+                retry_after = None
+            self._sleep_backoff(attempt, retry_after)
+            attempt += 1
 
     def get(self, url: str) -> Response:
         """GET ``url`` politely; non-2xx final answers raise :class:`FetchError` (``http_404``...)."""

@@ -1,0 +1,103 @@
+"""A fake IMDb on the local test server: TSV dumps, title pages, galleries, posters, and faults."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+from PIL import Image
+
+from tests.http_fixture import LocalServer, stall
+
+BASICS = [
+    # tconst, titleType, primaryTitle, originalTitle, isAdult, startYear, endYear, runtime, genres
+    ("tt0000001", "movie", "Fine Film", "Fine Film", "0", "1999", "\\N", "90", "Action,Drama"),
+    ("tt0000002", "movie", "Retry Film", "Retry Film", "0", "2001", "\\N", "90", "Comedy"),
+    ("tt0000003", "movie", "Busy Film", "Busy Film", "0", "2002", "\\N", "90", "Horror,Mystery"),
+    ("tt0000004", "movie", "Stalled Poster", "Stalled Poster", "0", "2003", "\\N", "90", "Drama"),
+    ("tt0000005", "movie", "Truncated Poster", "Truncated Poster", "0", "2004", "\\N", "90", "Drama"),
+    ("tt0000006", "movie", "Html Poster", "Html Poster", "0", "2005", "\\N", "90", "Romance"),
+    ("tt0000007", "movie", "No Image", "No Image", "0", "2006", "\\N", "90", "Thriller"),
+    ("tt0000008", "movie", "Loop", "Loop", "0", "2007", "\\N", "90", "Crime"),
+    ("tt0000009", "movie", "Secret", "Secret", "0", "2008", "\\N", "90", "Sci-Fi"),
+    ("tt0000010", "movie", "Gallery Film", "Gallery Film", "0", "2009", "\\N", "90", "Animation,Comedy"),
+    ("tt0000011", "tvSeries", "A Show", "A Show", "0", "2009", "\\N", "30", "Comedy"),
+    ("tt0000012", "movie", "Adult", "Adult", "1", "2009", "\\N", "90", "Drama"),
+    ("tt0000013", "movie", "Docu", "Docu", "0", "2009", "\\N", "90", "Documentary"),
+    ("tt0000014", "movie", "Few Votes", "Few Votes", "0", "2009", "\\N", "90", "Drama"),
+    ("tt0000015", "movie", "Too Old", "Too Old", "0", "1920", "\\N", "90", "Drama"),
+]
+VOTES = {f"tt{i:07d}": 5000 for i in range(1, 16)}
+VOTES["tt0000014"] = 10
+
+
+def gz_tsv(header: list[str], rows: list[tuple]) -> bytes:
+    text = "\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+    return gzip.compress(text.encode())
+
+
+def jpeg(color, size=(90, 133)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def title_page(image_url: str | None, via: str = "og") -> bytes:
+    if image_url is None:
+        return b"<html><head><title>x</title></head><body>no poster here</body></html>"
+    if via == "jsonld":
+        return (f'<html><head><script type="application/ld+json">{{"@type":"Movie","image":"{image_url}"}}'
+                f"</script></head></html>").encode()
+    return f'<html><head><meta property="og:image" content="{image_url}"/></head></html>'.encode()
+
+
+def fake_imdb(srv: LocalServer) -> dict:
+    """Register every route; returns the image bytes by film for assertions."""
+    u = srv.url
+    img = lambda name: f"{u}/images/M/{name}._V1_QL75_UX190_.jpg"  # noqa: E731
+    sized = lambda name: f"/images/M/{name}._V1_SX120.jpg"  # noqa: E731
+    srv.route("/robots.txt", (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /title/tt0000009/\n"))
+    srv.route("/datasets/title.basics.tsv.gz", (200, {}, gz_tsv(
+        ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
+         "runtimeMinutes", "genres"], BASICS)))
+    srv.route("/datasets/title.ratings.tsv.gz", (200, {}, gz_tsv(
+        ["tconst", "averageRating", "numVotes"], [(k, "7.0", v) for k, v in VOTES.items()])))
+    jpg = {"Content-Type": "image/jpeg"}
+    bodies = {}
+    # 1: fine (JSON-LD)
+    srv.route("/title/tt0000001/", (200, {}, title_page(img("one"), via="jsonld")))
+    bodies["tt0000001"] = jpeg((200, 0, 0))
+    srv.route(sized("one"), (200, jpg, bodies["tt0000001"]))
+    # 2: title page 503 then fine
+    srv.route("/title/tt0000002/", (503, {}, b""), (200, {}, title_page(img("two"))))
+    bodies["tt0000002"] = jpeg((0, 200, 0))
+    srv.route(sized("two"), (200, jpg, bodies["tt0000002"]))
+    # 3: poster 429 with Retry-After, then fine
+    srv.route("/title/tt0000003/", (200, {}, title_page(img("three"))))
+    bodies["tt0000003"] = jpeg((0, 0, 200))
+    srv.route(sized("three"), (429, {"Retry-After": "1"}, b""), (200, jpg, bodies["tt0000003"]))
+    # 4: poster stalls forever
+    srv.route("/title/tt0000004/", (200, {}, title_page(img("four"))))
+    srv.route(sized("four"), stall(30))
+    # 5: truncated jpeg
+    srv.route("/title/tt0000005/", (200, {}, title_page(img("five"))))
+    srv.route(sized("five"), (200, jpg, jpeg((9, 9, 9), (300, 444))[:500]))
+    # 6: HTML error page served as image/jpeg
+    srv.route("/title/tt0000006/", (200, {}, title_page(img("six"))))
+    srv.route(sized("six"), (200, jpg, b"<html><body>Service unavailable</body></html>"))
+    # 7: no og:image
+    srv.route("/title/tt0000007/", (200, {}, title_page(None)))
+    # 8: redirect loop
+    srv.route("/title/tt0000008/", (302, {"Location": "/title/tt0000008/x"}, b""))
+    srv.route("/title/tt0000008/x", (302, {"Location": "/title/tt0000008/"}, b""))
+    # 9: disallowed by robots.txt (never fetched)
+    srv.route("/title/tt0000009/", (200, {}, title_page(img("nine"))))
+    # 10: gallery with two more posters
+    srv.route("/title/tt0000010/", (200, {}, title_page(img("ten"))))
+    bodies["tt0000010"] = jpeg((100, 100, 0))
+    srv.route(sized("ten"), (200, jpg, bodies["tt0000010"]))
+    gallery = "".join(f'<img src="{img(n)}"/>' for n in ("ten", "ten-b", "ten-c"))
+    srv.route("/title/tt0000010/mediaindex/?contentTypes=poster", (200, {}, f"<html>{gallery}</html>".encode()))
+    srv.route(sized("ten-b"), (200, jpg, jpeg((100, 0, 100))))
+    srv.route(sized("ten-c"), (200, jpg, jpeg((0, 100, 100))))
+    return bodies

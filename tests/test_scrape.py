@@ -1,0 +1,109 @@
+import csv
+import hashlib
+import time
+
+import pytest
+
+from pipeline.ingest import ingest_folder
+from pipeline.polite_http import PoliteClient
+from pipeline.scrape import ScrapeError, ScrapeSettings, scrape
+from tests.http_fixture import LocalServer
+from tests.imdb_fixture import fake_imdb
+
+GENRES = ["Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Drama", "Fantasy", "Horror",
+          "Mystery", "Romance", "Sci-Fi", "Thriller"]
+
+
+def settings(srv, **kw):
+    return ScrapeSettings(genres=GENRES, min_votes=100, year_min=1950, image_width=120,
+                          datasets_url=srv.url + "/datasets", title_url=srv.url + "/title", **kw)
+
+
+def client(rate=0.0, **kw):
+    return PoliteClient(rate_limit=rate, concurrency=2, timeout=1.0, retries=2, backoff=0.01, max_backoff=0.05, **kw)
+
+
+def test_scrape_saves_good_posters_and_reports_every_fault(tmp_path):
+    with LocalServer() as srv:
+        bodies = fake_imdb(srv)
+        report = scrape("imdb", tmp_path, settings(srv, posters_per_film=1), client())
+        # films listed: movies, not adult, target genre, votes >= 100, year >= 1950
+        assert report["films_listed"] == 10
+        rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
+        saved = {r["imdb_id"] for r in rows}
+        assert saved == {"tt0000001", "tt0000002", "tt0000003", "tt0000010"}
+        for r in rows:
+            if r["imdb_id"] in bodies:
+                assert (tmp_path / r["image"]).read_bytes() == bodies[r["imdb_id"]]
+        assert report["failures"] == {
+            "image_corrupt": 1, "image_not_an_image": 1, "no_poster_on_page": 1,
+            "redirect_loop": 1, "robots_disallowed": 1, "timeout": 1,
+        }
+        assert srv.times("/title/tt0000009") == []  # robots.txt honoured
+        assert len(srv.times("/title/tt0000002/")) == 2  # 503 retried
+        t3 = srv.times("/images/M/three")
+        assert len(t3) == 2 and t3[1] - t3[0] >= 0.95  # Retry-After honoured
+        # the output is what ingest reads
+        table, rep = ingest_folder(tmp_path, GENRES)
+        assert set(table["imdb_id"]) == saved and rep["skipped_total"] == 0
+
+
+def test_gallery_gives_more_posters_per_film(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        scrape("imdb", tmp_path, settings(srv, posters_per_film=3, limit=10), client())
+        rows = [r for r in csv.DictReader(open(tmp_path / "labels.csv")) if r["imdb_id"] == "tt0000010"]
+        assert len(rows) == 3 and len({r["image"] for r in rows}) == 3
+
+
+def test_resume_and_incremental_fetch_only_new(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        first = scrape("imdb", tmp_path, settings(srv, limit=3), client())
+        n_first = len(srv.log)
+        again = scrape("imdb", tmp_path, settings(srv, limit=3), client())
+        # nothing that succeeded is fetched again; only failures are retried (they may be transient)
+        failed_ids = {f["imdb_id"] for f in first["failed"]}
+        new_requests = [p for _, p in srv.log[n_first:] if p != "/robots.txt"]
+        assert all(p.split("/")[2] in failed_ids for p in new_requests), (new_requests, failed_ids)
+        assert again["posters_from_cache"] == again["posters_saved"] == first["posters_saved"]
+        n_second = len(srv.log)
+        more = scrape("imdb", tmp_path, settings(srv, limit=5), client())
+        assert more["films_listed"] == 5
+        # raising the limit fetches title pages of the 2 new films only (plus retries of failures)
+        fetched = {p.split("/")[2] for _, p in srv.log[n_second:] if p.startswith("/title/")} - failed_ids
+        assert len(fetched) <= 2, fetched
+        assert more["posters_from_cache"] >= first["posters_saved"]
+
+
+def test_rate_limit_held_measured_by_server(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        scrape("imdb", tmp_path, settings(srv, limit=4), client(rate=4.0))
+        t = sorted(srv.times())
+        gaps = [b - a for a, b in zip(t, t[1:])]
+        assert len(t) >= 6 and min(gaps) >= 0.25 - 0.02, gaps
+
+
+def test_csv_of_urls_source(tmp_path):
+    with LocalServer() as srv:
+        bodies = fake_imdb(srv)
+        urls = tmp_path / "urls.csv"
+        urls.write_text("imdbId,Imdb Link,Title,IMDB Score,Genre,Poster\n"
+                        f"1,x,Fine Film (1999),7,Action|Drama,{srv.url}/images/M/one._V1_UX182.jpg\n"
+                        f"6,x,Html Poster (2005),7,Romance,{srv.url}/images/M/six._V1_UX182.jpg\n")
+        out = tmp_path / "out"
+        report = scrape(str(urls), out, settings(srv), client())
+        rows = list(csv.DictReader(open(out / "labels.csv")))
+        assert [r["imdb_id"] for r in rows] == ["tt0000001"] and rows[0]["genres"] == "Action|Drama"
+        assert (out / rows[0]["image"]).read_bytes() == bodies["tt0000001"]
+        assert report["failures"] == {"image_not_an_image": 1}
+
+
+def test_offline_fails_fast_with_one_line(tmp_path):
+    s = ScrapeSettings(genres=GENRES, datasets_url="http://datasets.invalid", title_url="http://www.invalid/title")
+    t0 = time.monotonic()
+    with pytest.raises(ScrapeError) as err:
+        scrape("imdb", tmp_path, s, client())
+    assert time.monotonic() - t0 < 10
+    assert "unreachable" in str(err.value) and "data.source" in str(err.value) and "\n" not in str(err.value)
