@@ -23,6 +23,10 @@ PAPER_GENRES = [
 ]
 
 
+#: Where the scrape stage puts posters; ``data.source: imdb`` names this folder.
+SCRAPE_FOLDER = "imdb"
+
+
 class ParamsError(PipelineError, ValueError):
     """A parameter is missing, unknown or of the wrong type (message is one line)."""
 
@@ -32,15 +36,44 @@ class _Group(BaseModel):
 
 
 class DataParams(_Group):
+    #: ``imdb`` (scrape IMDb into the folder ``imdb/``), a CSV of ``imdb_id,genres,poster_url``
+    #: (download those posters into ``imdb/``), or a folder holding labels.csv + images.
     source: str = "../shared/posters"
     genres: list[str] = Field(default_factory=lambda: list(PAPER_GENRES), min_length=1)
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # -- scraping (data.source: imdb or a CSV of URLs) --
+    posters_per_film: int = Field(default=1, ge=1, le=20)
+    year_min: int | None = None
+    year_max: int | None = None
+    min_votes: int = Field(default=1000, ge=0)
+    image_width: int = Field(default=300, ge=32, le=4000)
+    rate_limit: float = Field(default=1.0, ge=0)  # requests per second, all threads together; 0 = unlimited
+    concurrency: int = Field(default=2, ge=1, le=16)
+    timeout: float = Field(default=20.0, gt=0)
+    retries: int = Field(default=4, ge=0)
+    datasets_url: str = "https://datasets.imdbws.com"
+    title_url: str = "https://www.imdb.com/title"
+
+    @property
+    def scraped(self) -> bool:
+        """True when posters come from the scrape stage (into ``imdb/``), not a local folder."""
+        return self.source == SCRAPE_FOLDER or self.source.lower().endswith(".csv")
+
+    @property
+    def folder(self) -> str:
+        """The poster folder ingest reads."""
+        return SCRAPE_FOLDER if self.scraped else self.source
 
     @model_validator(mode="after")
     def _unique_genres(self) -> "DataParams":
         if len(set(self.genres)) != len(self.genres):
             raise ValueError("genres must be unique")
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise ValueError("year_min must not be after year_max")
+        for key in ("datasets_url", "title_url"):
+            if not getattr(self, key).startswith(("http://", "https://")):
+                raise ValueError(f"{key} must be an http(s) URL")
         return self
 
 

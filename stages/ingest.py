@@ -18,9 +18,9 @@ def main(
     out: Path = typer.Option(Path("data/posters.parquet"), help="Posters table."),
     report: Path = typer.Option(Path("data/ingest_report.json"), help="What was kept, fixed and skipped."),
 ) -> None:
-    """Decode and validate every poster of data.source; map genres onto data.genres."""
+    """Decode and validate every poster of data.source (or of imdb/ when scraped); map genres onto data.genres."""
     data = load_params(params, ["data"])["data"]
-    table, rep = ingest_folder(data.source, data.genres, data.limit, data.seed)
+    table, rep = ingest_folder(data.folder, data.genres, data.limit, data.seed)
     write_parquet(out, table)
     write_json(report, rep)
     print(f"ingest: kept {rep['posters_kept']} posters of {rep['films_kept']} films, skipped {rep['skipped_total']}")

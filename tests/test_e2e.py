@@ -47,7 +47,8 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
     out = run(["dvc", "repro"], repo)
-    assert ran_stages(out.stdout) == ["ingest", "ocr", "embed-image", "embed-text", "split", "train", "evaluate"]
+    assert ran_stages(out.stdout) == ["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train",
+                                      "evaluate"]
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
     return repo
@@ -151,3 +152,33 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
                      str(tmp_path / "x.parquet"), "--report", str(tmp_path / "x.json")], repo, check=False,
               POSTER_GENRES_ALLOW_RANDOM_WEIGHTS="0")
     assert out.returncode == 1 and "encoder.name=offline" in out.stderr
+
+
+def test_imdb_source_against_local_server(repo, posters_dir):
+    """data.source: imdb, pointed at a fake IMDb on 127.0.0.1 serving 30 real posters, through to metrics."""
+    import csv as _csv
+
+    from tests.http_fixture import LocalServer
+    from tests.imdb_fixture import gz_tsv, title_page
+
+    rows = [r for r in _csv.DictReader(open(posters_dir / "labels.csv"))
+            if set(r["genres"].split("|")) & {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}][:30]
+    with LocalServer() as srv:
+        basics = [(r["imdb_id"], "movie", r["title"] or "x", r["title"] or "x", "0", r["year"] or "\\N", "\\N", "90",
+                   r["genres"].replace("|", ",")) for r in rows]
+        srv.route("/datasets/title.basics.tsv.gz", (200, {}, gz_tsv(
+            ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
+             "runtimeMinutes", "genres"], basics)))
+        srv.route("/datasets/title.ratings.tsv.gz", (200, {}, gz_tsv(
+            ["tconst", "averageRating", "numVotes"], [(r["imdb_id"], "7", "5000") for r in rows])))
+        for r in rows:
+            srv.route(f"/title/{r['imdb_id']}/", (200, {}, title_page(f"{srv.url}/img/{r['imdb_id']}._V1_UX67_.jpg")))
+            srv.route(f"/img/{r['imdb_id']}._V1_SX300.jpg",
+                      (200, {"Content-Type": "image/jpeg"}, (posters_dir / r["image"]).read_bytes()))
+        out = run(["dvc", "exp", "run", "-S", "data.source=imdb", "-S", f"data.datasets_url={srv.url}/datasets",
+                   "-S", f"data.title_url={srv.url}/title", "-S", "data.rate_limit=0", "-S", "data.limit=30"], repo)
+    assert ran_stages(out.stdout)[:2] == ["scrape", "ingest"]
+    report = json.loads((repo / "imdb" / "scrape_report.json").read_text())
+    assert report["films_listed"] == 30 and report["posters_saved"] == 30 and report["failures"] == {}
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert math.isfinite(metrics["f1_micro"]) and metrics["posters"] >= 2
