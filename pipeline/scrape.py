@@ -231,7 +231,7 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
                 report.posters_saved += 1
                 report.posters_from_cache += int(cached)
             saved.append({"imdb_id": film.imdb_id, "title": film.title, "year": film.year or "",
-                          "genres": "|".join(film.genres), "image": name})
+                          "genres": "|".join(film.genres), "image": name, "sha256": info.sha256, "url": sized})
         if saved:
             with report.lock:
                 rows[film.imdb_id] = saved
@@ -243,7 +243,9 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
 
     report.films_with_posters = len(rows)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, ["imdb_id", "title", "year", "genres", "image"], lineterminator="\n")
+    # the ingest columns first; sha256 and url record where each poster came from
+    writer = csv.DictWriter(buf, ["imdb_id", "title", "year", "genres", "image", "sha256", "url"],
+                            lineterminator="\n")
     writer.writeheader()
     for imdb_id in sorted(rows):
         for r in rows[imdb_id]:

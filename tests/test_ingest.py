@@ -124,3 +124,13 @@ def test_real_posters_ingest(posters_dir):
     table, report = ingest_folder(posters_dir, GENRES, limit=20)
     assert report["films_kept"] == 20 and len(table) == 20
     assert table["sha256"].str.len().eq(64).all()
+
+
+def test_decompression_bomb_is_refused():
+    from pipeline.images import decode
+
+    buf = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 megapixels, a few kB on disk
+    with pytest.raises(Exception) as err:
+        decode(buf.getvalue(), "bomb.png")
+    assert getattr(err.value, "reason", None) == "too_large"
