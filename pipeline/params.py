@@ -127,7 +127,8 @@ class SplitParams(_Group):
 
 
 class FusionParams(_Group):
-    head: Literal["mcam"] = "mcam"
+    #: mcam (the paper's) | concat | sum | image | text | gmu | centralnet | late | linear | naive
+    head: Literal["mcam", "concat", "sum", "image", "text", "gmu", "centralnet", "late", "linear", "naive"] = "mcam"
     #: D_a of eq. 2: the common width both modalities are projected to.
     dim: int = Field(default=256, ge=8)
     heads: int = Field(default=8, ge=1)

@@ -141,6 +141,8 @@ def train_head(
     config = head_config(fusion, dims, len(genres))
     model = create_head(config).to(device)
     loss_fn = create_loss(loss.name, gamma_pos=loss.gamma_pos, gamma_neg=loss.gamma_neg, margin=loss.margin)
+    if not getattr(model, "trainable", True):
+        return _fit_untrainable(model, datasets, config, genres, loss_fn, device)
     opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
     gen = torch.Generator().manual_seed(train.seed)
     tr, va = datasets["train"], datasets["val"]
@@ -158,7 +160,7 @@ def train_head(
             for start in range(0, len(tr), train.batch_size):
                 idx = order[start:start + train.batch_size]
                 feats, y = tr.batch(idx, device)
-                batch_loss = loss_fn(model(feats), y)
+                batch_loss = batch_training_loss(model, feats, y, loss_fn)
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 opt.step()
@@ -192,6 +194,29 @@ def train_head(
         "seconds": round(seconds, 2),
         "device": device.type,
     }
+    return checkpoint, curve, summary
+
+
+def batch_training_loss(model, feats, y, loss_fn):
+    """The head's own training loss when it has one (multi-task heads), else loss on its logits."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(feats, y, loss_fn)
+    return loss_fn(model(feats), y)
+
+
+def _fit_untrainable(model, datasets, config, genres, loss_fn, device):
+    """Heads without parameters (naive): fit on the training labels, no epochs."""
+    model.fit(datasets["train"].labels.to(device))
+    val_loss = mean_loss(model, datasets["val"], loss_fn, device)
+    checkpoint = {
+        "format": "poster-genres/head@1", "head_config": config, "genres": list(genres),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "best_epoch": 0, "best_val_loss": val_loss,
+    }
+    curve = [{"epoch": 0, "train_loss": round(mean_loss(model, datasets["train"], loss_fn, device), 6),
+              "val_loss": round(val_loss, 6)}]
+    summary = {"best_epoch": 0, "best_val_loss": round(val_loss, 6), "epochs_run": 0, "parameters": 0,
+               "seconds": 0.0, "device": device.type}
     return checkpoint, curve, summary
 
 

@@ -91,3 +91,60 @@ def test_overfits_a_small_batch():
     head.eval()
     pred = (torch.sigmoid(head(b)) > 0.5).float()
     assert torch.equal(pred, y), (loss.item(), torch.sigmoid(head(b)))
+
+
+BASELINES = ["concat", "sum", "image", "text", "gmu", "centralnet", "late", "linear"]
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_heads_shape_and_overfit(name):
+    torch.manual_seed(0)
+    head = create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=0.0), DIMS, num_genres=3))
+    b = batch(n=4)
+    assert head(b).shape == (4, 3)
+    y = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    from pipeline.train import batch_training_loss
+
+    for _ in range(300):
+        loss = batch_training_loss(head, b, y, asymmetric_loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+    assert torch.equal((torch.sigmoid(head(b)) > 0.5).float(), y), name
+
+
+def test_single_modality_heads_ignore_the_other_modality():
+    b = batch()
+    image = make_named("image")
+    text = make_named("text")
+    before_i, before_t = image(b), text(b)
+    b2 = {**b, "text_pooled": torch.randn_like(b["text_pooled"])}  # (a constant shift would vanish in LN)
+    torch.testing.assert_close(image(b2), before_i)
+    assert not torch.allclose(text(b2), before_t)
+
+
+def make_named(name):
+    torch.manual_seed(0)
+    return create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=0.0), DIMS, 3)).eval()
+
+
+def test_late_fusion_blend_does_not_train_branches():
+    head = make_named("late").train()
+    b = batch()
+    y = torch.ones(4, 3)
+    image, text = head.branch_logits(b)
+    fused = head._blend(image.detach(), text.detach())
+    asymmetric_loss(fused, y).backward()
+    assert head.image[0].weight.grad is None and head.blend.weight.grad is not None
+
+
+def test_naive_predicts_the_k_most_frequent_genres():
+    head = make_named("naive")
+    labels = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1]], dtype=torch.float32)
+    head.fit(labels)  # frequencies (1, .5, .25); 1.75 genres per poster -> k = 2: genres 0 and 1
+    out = torch.sigmoid(head(batch()))
+    assert ((out > 0.5).float() == torch.tensor([1.0, 1.0, 0.0])).all()
+    assert out[0, 0] > out[0, 1] > 0.5 > out[0, 2]
+    assert sum(p.numel() for p in head.parameters()) == 0

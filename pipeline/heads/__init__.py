@@ -1,5 +1,9 @@
 """Registry of fusion heads, created by name from a plain-data config.
 
+Every head maps a batch to M logits with ``forward``. A head may define
+``training_loss(batch, targets, loss_fn)`` (multi-task heads: CentralNet, late
+fusion) and may be untrainable (``trainable = False`` with ``fit(labels)``: naive).
+
 A head maps a batch of cached features (``image_tokens``, ``image_pooled``,
 ``text_tokens``, ``text_mask``, ``text_pooled``, ``has_text``) to M genre logits.
 """
@@ -11,10 +15,24 @@ from typing import Any, Callable
 from torch import nn
 
 from ..params import FusionParams
+from .centralnet import CentralNetHead
 from .cross_attention_fusion import CrossAttentionFusionHead
+from .gmu import GMUHead
+from .late_fusion import LateFusionHead
+from .naive import NaiveHead
+from .pooled import ConcatHead, LinearProbe, SingleModalityHead, SumHead
 
 HEADS: dict[str, Callable[[dict], nn.Module]] = {
-    "mcam": CrossAttentionFusionHead,
+    "mcam": CrossAttentionFusionHead,  # the paper's; ablations via fusion.mcam / fusion.layers
+    "concat": ConcatHead,
+    "sum": SumHead,
+    "image": SingleModalityHead,
+    "text": SingleModalityHead,
+    "gmu": GMUHead,
+    "centralnet": CentralNetHead,
+    "late": LateFusionHead,
+    "linear": LinearProbe,
+    "naive": NaiveHead,
 }
 
 
