@@ -39,10 +39,62 @@ def asymmetric_loss(
     return -(loss_pos + loss_neg).mean(dim=1).mean()
 
 
-LOSSES = {"asymmetric": asymmetric_loss}
+def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy, mean over genres and posters."""
+    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
 
-def create_loss(name: str, **kwargs):
-    """The loss function registered as ``name``, with its parameters bound."""
+def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    """Positive-weighted BCE (the MovieScope-ensemble paper): l = -[p_c y log x + (1 - y) log(1 - x)],
+    mean over genres and posters, with p_c = negatives / positives of genre c in the training set."""
+    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=pos_weight.to(logits))
+
+
+def positive_weights(labels: torch.Tensor) -> torch.Tensor:
+    """negatives / positives per genre (a genre with no positive gets weight 1)."""
+    pos = labels.float().sum(0)
+    neg = labels.shape[0] - pos
+    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
+
+
+def soft_f1(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Macro double soft-F1 (the visio-textual paper), on probabilities instead of 0/1 decisions.
+
+    Per genre, with soft counts tp = sum p y, fp = sum p (1 - y), fn = sum (1 - p) y, tn = sum (1 - p)(1 - y):
+
+        loss_i = 1 - 0.5 * (2tp / (2tp + fn + fp + eps) + 2tn / (2tn + fn + fp + eps))
+
+    averaged over genres. (The poster prints ``... + 0.5 F1_neg``; maximising the
+    negative-class F1 needs the minus, as in the loss it cites.) Computed over the batch.
+    """
+    y = targets.to(logits.dtype)
+    p = torch.sigmoid(logits)
+    tp = (p * y).sum(0)
+    fp = (p * (1 - y)).sum(0)
+    fn = ((1 - p) * y).sum(0)
+    tn = ((1 - p) * (1 - y)).sum(0)
+    f1_pos = 2 * tp / (2 * tp + fn + fp + EPS)
+    f1_neg = 2 * tn / (2 * tn + fn + fp + EPS)
+    return (1 - 0.5 * (f1_pos + f1_neg)).mean()
+
+
+LOSSES = {"asymmetric": asymmetric_loss, "bce": bce, "weighted_bce": weighted_bce, "soft_f1": soft_f1}
+
+
+def create_loss(name: str, train_labels: torch.Tensor | None = None, **kwargs):
+    """The loss registered as ``name`` with its parameters bound.
+
+    ``asymmetric`` takes gamma_pos, gamma_neg, margin; ``weighted_bce`` computes its
+    positive weights from ``train_labels``; the others take no parameters.
+    """
+    if name not in LOSSES:
+        raise KeyError(f"loss.name '{name}' unknown; choose one of {sorted(LOSSES)}")
     fn = LOSSES[name]
-    return lambda logits, targets: fn(logits, targets, **kwargs)
+    if name == "asymmetric":
+        return lambda logits, targets: fn(logits, targets, **kwargs)
+    if name == "weighted_bce":
+        if train_labels is None:
+            raise ValueError("weighted_bce needs the training labels")
+        weights = positive_weights(train_labels)
+        return lambda logits, targets: fn(logits, targets, weights)
+    return fn

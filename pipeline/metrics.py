@@ -135,11 +135,13 @@ def per_genre(y_true, y_pred) -> dict[str, np.ndarray]:
     }
 
 
-def all_metrics(y_true, y_score, threshold: float, genres: list[str]) -> dict:
-    """Every metric the paper reports, plus macro AP; per-genre results under ``per_genre``."""
+def all_metrics(y_true, y_score, threshold, genres: list[str]) -> dict:
+    """Every metric the paper reports, plus macro AP; per-genre results under ``per_genre``.
+
+    ``threshold`` is one number or one per genre (an array of M)."""
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
-    y_pred = (y_score > threshold).astype(np.int64)  # eq. 10: strictly above tau
+    y_pred = (y_score > np.asarray(threshold)).astype(np.int64)  # eq. 10: strictly above tau
     ap = average_precision(y_true, y_score)
     out: dict = {}
     for avg in ("macro", "micro", "weighted", "samples"):

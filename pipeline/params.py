@@ -163,10 +163,14 @@ class TrainParams(_Group):
     patience: int = Field(default=10, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Draw training posters with probability rising with the rarity of their rarest genre
+    #: (the visio-textual paper's oversampling); epochs keep their length.
+    oversample: bool = False
 
 
 class LossParams(_Group):
-    name: Literal["asymmetric"] = "asymmetric"
+    #: asymmetric (the paper's) | bce | weighted_bce (MovieScope) | soft_f1 (visio-textual)
+    name: Literal["asymmetric", "bce", "weighted_bce", "soft_f1"] = "asymmetric"
     gamma_pos: float = Field(default=3.0, ge=0)
     gamma_neg: float = Field(default=4.0, ge=0)
     margin: float = Field(default=0.2, ge=0, lt=1)
@@ -174,6 +178,9 @@ class LossParams(_Group):
 
 class EvalParams(_Group):
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    #: ``global``: eval.threshold for every genre (eq. 10); ``per_genre``: each genre's threshold
+    #: maximises its F1 on the validation split (never the test split).
+    threshold_mode: Literal["global", "per_genre"] = "global"
 
 
 GROUPS: dict[str, type[_Group]] = {

@@ -51,9 +51,12 @@ def check_identity(kind: str, built: dict, trained: dict) -> None:
 
 
 def predict(
-    paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams, threshold: float
+    paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
+    threshold: float | dict[str, float],
 ) -> tuple[list[Prediction], list[str]]:
-    """Predictions for every readable poster under ``paths``, and one error line per unreadable one."""
+    """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
+
+    ``threshold``: one number, or a threshold per genre (``eval/thresholds.json``)."""
     errors: list[str] = []
     rows = []
     files = expand_paths(paths)
@@ -102,10 +105,11 @@ def predict(
     }
     with torch.no_grad():
         scores = torch.sigmoid(head(batch)).numpy()
+    tau = {g: (threshold[g] if isinstance(threshold, dict) else threshold) for g in genres}
     out = [
         Prediction(
             path=r["path"],
-            genres=[g for g, s in zip(genres, row) if s > threshold],
+            genres=[g for g, s in zip(genres, row) if s > tau[g]],
             probabilities={g: round(float(s), 6) for g, s in zip(genres, row)},
         )
         for r, row in zip(usable, scores)

@@ -140,13 +140,14 @@ def train_head(
     device = resolve_device(train.device, "train.device")
     config = head_config(fusion, dims, len(genres))
     model = create_head(config).to(device)
-    loss_fn = create_loss(loss.name, gamma_pos=loss.gamma_pos, gamma_neg=loss.gamma_neg, margin=loss.margin)
+    loss_fn = make_loss(loss, datasets["train"].labels)
     if not getattr(model, "trainable", True):
         return _fit_untrainable(model, datasets, config, genres, loss_fn, device)
     opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
     gen = torch.Generator().manual_seed(train.seed)
     tr, va = datasets["train"], datasets["val"]
 
+    sample_weights = oversampling_weights(tr.labels) if train.oversample else None
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
     curve: list[dict] = []
     stale = 0
@@ -155,7 +156,8 @@ def train_head(
         task = bar.add_task("train", total=train.epochs)
         for epoch in range(1, train.epochs + 1):
             model.train()
-            order = torch.randperm(len(tr), generator=gen)
+            order = (torch.multinomial(sample_weights, len(tr), replacement=True, generator=gen)
+                     if sample_weights is not None else torch.randperm(len(tr), generator=gen))
             total, n = 0.0, 0
             for start in range(0, len(tr), train.batch_size):
                 idx = order[start:start + train.batch_size]
@@ -195,6 +197,18 @@ def train_head(
         "device": device.type,
     }
     return checkpoint, curve, summary
+
+
+def make_loss(loss: LossParams, train_labels: torch.Tensor):
+    return create_loss(loss.name, train_labels=train_labels, gamma_pos=loss.gamma_pos,
+                       gamma_neg=loss.gamma_neg, margin=loss.margin)
+
+
+def oversampling_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Per poster, 1 / frequency of its rarest genre: rare-genre posters are drawn more often."""
+    freq = labels.float().sum(0).clamp(min=1)
+    inv = labels.float() / freq  # 1/freq where the poster has the genre, else 0
+    return inv.max(dim=1).values.clamp(min=1.0 / len(labels))
 
 
 def batch_training_loss(model, feats, y, loss_fn):

@@ -45,7 +45,9 @@ def predict_cmd(
     posters: List[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
     model: Path = typer.Option(Path("models/model.pt"), help="Trained checkpoint."),
     params: Path = typer.Option(Path("params.yaml"), help="Params of the run that trained the model (ocr, encoder, eval)."),
-    threshold: Optional[float] = typer.Option(None, help="Decision threshold (default: eval.threshold)."),
+    threshold: Optional[float] = typer.Option(None, help="Decision threshold for every genre (default: eval.*)."),
+    thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="Per-genre thresholds written by evaluate "
+                                    "(used when eval.threshold_mode is per_genre)."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped."""
@@ -53,7 +55,11 @@ def predict_cmd(
     from pipeline.predict import predict
 
     p = load_params(params, ["ocr", "encoder", "eval"])
-    tau = p["eval"].threshold if threshold is None else threshold
+    tau: float | dict = p["eval"].threshold if threshold is None else threshold
+    if threshold is None and p["eval"].threshold_mode == "per_genre":
+        if not thresholds.exists():
+            raise typer.BadParameter(f"{thresholds} not found; run evaluate first (dvc repro)")
+        tau = json.loads(thresholds.read_text())["thresholds"]
     results, errors = predict(posters, model, p["ocr"], p["encoder"], tau)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)

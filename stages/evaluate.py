@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.evaluate import evaluate_scores, predictions_table
+import torch
+
+from pipeline.evaluate import decision_thresholds, evaluate_scores, predictions_table
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_csv, write_json, write_parquet
 from pipeline.params import load_params
@@ -25,23 +27,28 @@ def main(
     per_genre: Path = typer.Option(Path("plots/per_genre.csv"), help="Per-genre results (dvc plots)."),
     pr_curve: Path = typer.Option(Path("plots/pr_curve.csv"), help="Precision-recall curves (dvc plots)."),
     predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
+    thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="Decision threshold per genre."),
 ) -> None:
-    """Score the test split with eval.threshold (eq. 10) and compute every metric of the paper."""
-    threshold = load_params(params, ["eval"])["eval"].threshold
+    """Score the test split (eval.threshold, or per-genre thresholds tuned on validation) and compute every metric."""
+    ev = load_params(params, ["eval"])["eval"]
     head, ckpt = load_head(model)
     genres = ckpt["genres"]
     image, text = load_feature_pair(features)
     datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    test = datasets["test"]
-    scores = predict_scores(head, test, next(head.parameters()).device)
+    test, val = datasets["test"], datasets["val"]
+    device = torch.device("cpu")
+    # thresholds see validation posters only, never the test split
+    tau = decision_thresholds(ev.threshold_mode, ev.threshold, val.labels.numpy(), predict_scores(head, val, device))
+    scores = predict_scores(head, test, device)
     y = test.labels.numpy()
-    result, table, curves = evaluate_scores(y, scores, genres, threshold)
+    result, table, curves = evaluate_scores(y, scores, genres, tau)
     rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
     # Per-genre results live in per_genre.csv (a plot and a table), keeping `dvc metrics show` readable.
     write_json(metrics, rounded)
     write_csv(per_genre, table.round(6))
     write_csv(pr_curve, curves)
-    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, threshold))
+    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, tau))
+    write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": {g: float(t) for g, t in zip(genres, tau)}})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "
           f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}")
 

@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 import torch
 
 from pipeline.losses import asymmetric_loss
@@ -50,3 +52,38 @@ def test_gradient_is_finite_at_extremes():
     loss = asymmetric_loss(logits, torch.tensor([[0.0, 1.0, 1.0]]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_bce_and_weighted_bce_hand_computed():
+    from pipeline.losses import bce, positive_weights, weighted_bce
+
+    p = torch.tensor([[0.8, 0.4]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    logits = torch.logit(p)
+    assert bce(logits, y).item() == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
+    w = torch.tensor([3.0, 0.5], dtype=torch.float64)
+    # l = -[w y log p + (1 - y) log(1 - p)]: the weight multiplies the positive term only
+    assert weighted_bce(logits, y, w).item() == pytest.approx(-(3 * math.log(0.8) + math.log(0.6)) / 2)
+    labels = torch.tensor([[1, 0], [0, 0], [0, 1], [0, 0]])
+    assert positive_weights(labels).tolist() == [3.0, 3.0]
+
+
+def test_soft_f1_hand_computed():
+    from pipeline.losses import soft_f1
+
+    p = torch.tensor([[0.9], [0.2], [0.6]], dtype=torch.float64)
+    y = torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64)
+    # tp = .9 + .6 = 1.5, fp = .2, fn = .1 + .4 = .5, tn = .8
+    f1_pos = 3.0 / (3.0 + 0.5 + 0.2)
+    f1_neg = 1.6 / (1.6 + 0.5 + 0.2)
+    assert soft_f1(torch.logit(p), y).item() == pytest.approx(1 - 0.5 * (f1_pos + f1_neg), rel=1e-6)
+    perfect = soft_f1(torch.tensor([[30.0], [-30.0]]), torch.tensor([[1.0], [0.0]])).item()
+    assert perfect == pytest.approx(0.0, abs=1e-6)
+
+
+def test_oversampling_weights_favour_rare_genres():
+    from pipeline.train import oversampling_weights
+
+    labels = torch.tensor([[1, 0], [1, 0], [1, 0], [1, 1]])
+    w = oversampling_weights(labels)
+    assert w[3] > w[0] and w[0] == w[1] == w[2]

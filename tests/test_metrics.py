@@ -82,3 +82,32 @@ def test_all_metrics_threshold_is_strict_and_finite(data):
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         m.f1(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_per_genre_thresholds_are_tuned_on_validation_only():
+    from pipeline.evaluate import decision_thresholds
+    from pipeline.thresholds import tune_thresholds
+
+    rng = np.random.default_rng(1)
+    y_val = (rng.random((300, 3)) < 0.3).astype(int)
+    s_val = np.clip(y_val * 0.3 + rng.random((300, 3)) * 0.6, 0, 1)  # positives score 0.3 higher
+    tau = tune_thresholds(y_val, s_val)
+    # each tuned threshold is the best on validation: no grid value does better
+    for j in range(3):
+        best = m.f1(y_val[:, [j]], (s_val[:, [j]] > tau[j]).astype(int))
+        for t in np.arange(0.05, 0.96, 0.05):
+            assert m.f1(y_val[:, [j]], (s_val[:, [j]] > t).astype(int)) <= best + 1e-12
+    # the thresholds are a function of (y_val, s_val) alone: the evaluate step has no test input
+    assert np.array_equal(decision_thresholds("per_genre", 0.5, y_val, s_val), tau)
+    assert np.array_equal(decision_thresholds("global", 0.4, y_val, s_val), [0.4] * 3)
+    # a genre with no validation positive keeps the default
+    y0 = y_val.copy()
+    y0[:, 1] = 0
+    assert tune_thresholds(y0, s_val)[1] == 0.5
+
+
+def test_per_genre_threshold_array_in_all_metrics():
+    y = np.array([[1, 0], [0, 1], [1, 1]])
+    s = np.array([[0.6, 0.2], [0.3, 0.35], [0.7, 0.4]])
+    out = m.all_metrics(y, s, np.array([0.5, 0.3]), ["a", "b"])
+    assert out["f1_micro"] == 1.0
