@@ -183,6 +183,28 @@ class EvalParams(_Group):
     threshold_mode: Literal["global", "per_genre"] = "global"
 
 
+class CompareParams(_Group):
+    #: Methods of pipeline/methods.py to train and report (each for every seed).
+    methods: list[str] = Field(default_factory=lambda: [
+        "mcam", "mcam-L1", "mcam-no-smsam", "mcam-no-mcam", "mcam-L1-no-mcam", "mcam-no-mcam-no-smsam",
+        "concat", "sum", "gmu", "centralnet", "late", "linear", "naive", "image", "text"], min_length=1)
+    #: Training seeds (the split stays fixed: split.seed).
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    #: Bootstrap resamples of the test films.
+    bootstrap: int = Field(default=2000, ge=100)
+
+    @model_validator(mode="after")
+    def _known(self) -> "CompareParams":
+        from .methods import METHODS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods and seeds must not repeat")
+        return self
+
+
 GROUPS: dict[str, type[_Group]] = {
     "data": DataParams,
     "ocr": OcrParams,
@@ -192,6 +214,7 @@ GROUPS: dict[str, type[_Group]] = {
     "train": TrainParams,
     "loss": LossParams,
     "eval": EvalParams,
+    "compare": CompareParams,
 }
 
 

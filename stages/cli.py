@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from stages import embed_image, embed_text, evaluate, ingest, ocr, split, train
+from stages import compare, embed_image, embed_text, evaluate, ingest, ocr, report, scrape, split, train
 from stages._command import command
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("scrape")(scrape.main)
 app.command("ingest")(ingest.main)
 app.command("ocr")(ocr.main)
 app.command("embed-image")(embed_image.main)
@@ -31,6 +32,8 @@ app.command("embed-text")(embed_text.main)
 app.command("split")(split.main)
 app.command("train")(train.main)
 app.command("evaluate")(evaluate.main)
+app.command("compare")(compare.main)
+app.command("report")(report.main)
 
 
 class Format(str, Enum):

@@ -154,6 +154,30 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
     assert out.returncode == 1 and "encoder.name=offline" in out.stderr
 
 
+def test_comparison_pipeline_from_cached_features(repo):
+    """dvc repro comparison/dvc.yaml: methods x seeds from the feature store, then the report."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["compare"].update(methods=["mcam", "mcam-no-mcam", "concat", "gmu", "naive", "image", "text"],
+                             seeds=[0, 1], bootstrap=200)
+    params["train"]["epochs"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro", "comparison/dvc.yaml"], repo)
+    ran = ran_stages(out.stdout)
+    assert sorted(ran) == sorted([f"compare@{m}-{s}" for m in params["compare"]["methods"] for s in (0, 1)]
+                                 + ["report"]), ran
+    assert not {"ocr", "embed-image", "embed-text", "ingest"} & set(ran)
+    report = (repo / "compare" / "report.md").read_text()
+    for heading in ("Table I", "Table II", "Table III", "Table IV", "paired bootstrap"):
+        assert heading in report
+    metrics = json.loads((repo / "compare" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == set(params["compare"]["methods"])
+    assert ran_stages(run(["dvc", "repro", "comparison/dvc.yaml"], repo).stdout) == []
+    # changing the loss re-trains every method and re-reports, nothing else
+    out = run(["dvc", "exp", "run", "comparison/dvc.yaml", "-S", "loss.name=bce"], repo)
+    ran = ran_stages(out.stdout)
+    assert "report" in ran and len(ran) == 15 and all(r.startswith("compare@") or r == "report" for r in ran)
+
+
 def test_imdb_source_against_local_server(repo, posters_dir):
     """data.source: imdb, pointed at a fake IMDb on 127.0.0.1 serving 30 real posters, through to metrics."""
     import csv as _csv

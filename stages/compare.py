@@ -1,0 +1,67 @@
+"""Stage ``compare`` (one per method x seed): train a method on the cached features, keep its
+validation and test scores -> ``compare/runs/<method>/seed<k>/``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import typer
+
+from pipeline.compare import run_frame
+from pipeline.evaluate import decision_thresholds
+from pipeline.features import load_feature_pair
+from pipeline.heads import create_head
+from pipeline.io import read_parquet, write_json, write_parquet
+from pipeline.methods import method_fusion
+from pipeline.params import FusionParams, load_params
+from pipeline.train import build_datasets, feature_dims, predict_scores, train_head
+from stages._command import command
+
+
+@command
+def main(
+    method: str = typer.Option(..., help="A method of pipeline/methods.py (e.g. mcam, gmu, naive)."),
+    seed: int = typer.Option(0, help="Training seed."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
+    posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
+    split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    out: Path = typer.Option(Path("compare/runs"), help="Runs folder (<method>/seed<k>/ is written)."),
+) -> None:
+    """Train one method with one seed (training options from train.*, loss.*, eval.*)."""
+    p = load_params(params, ["data", "fusion", "train", "loss", "eval"])
+    genres = p["data"].genres
+    fusion = FusionParams(**method_fusion(method, p["fusion"].model_dump()))
+    train = p["train"].model_copy(update={"seed": seed})
+    image, text = load_feature_pair(features)
+    datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
+    t0 = time.perf_counter()
+    ckpt, curve, summary = train_head(datasets, feature_dims(image, text), genres, fusion, train, p["loss"])
+    seconds = time.perf_counter() - t0
+    head = create_head(ckpt["head_config"])
+    head.load_state_dict(ckpt["state_dict"])
+    cpu = torch.device("cpu")
+    val, test = datasets["val"], datasets["test"]
+    s_val, s_test = predict_scores(head, val, cpu), predict_scores(head, test, cpu)
+    ev = p["eval"]
+    tau = decision_thresholds(ev.threshold_mode, ev.threshold, val.labels.numpy(), s_val)
+    folder = out / method / f"seed{seed}"
+    frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres),
+              run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres)]
+    write_parquet(folder / "scores.parquet", pd.concat(frames, ignore_index=True))
+    write_json(folder / "run.json", {
+        "method": method, "seed": seed, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+        "best_val_loss": round(summary["best_val_loss"], 6), "parameters": summary["parameters"],
+        "thresholds": {g: float(t) for g, t in zip(genres, np.asarray(tau))},
+    })
+    # wall time varies run to run: kept apart so run.json and scores stay byte-identical
+    write_json(folder / "timing.json", {"seconds": round(seconds, 2), "device": summary["device"]})
+    print(f"compare: {method} seed {seed}: {summary['epochs_run']} epochs in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    typer.run(main)

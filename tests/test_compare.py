@@ -1,0 +1,63 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.compare import markdown, paired_bootstrap, run_frame, summarise
+from pipeline.methods import METHODS, TABLES, method_fusion
+
+GENRES = ["A", "B", "C"]
+
+
+def _data(n_films=120, seed=0):
+    rng = np.random.default_rng(seed)
+    posters_per_film = 1 + (np.arange(n_films) % 2)
+    groups = np.repeat([f"tt{i:07d}" for i in range(n_films)], posters_per_film)
+    y = (rng.random((len(groups), 3)) < 0.35).astype(int)
+    return y, groups, rng
+
+
+def test_bootstrap_identical_predictions_p_near_one():
+    y, groups, rng = _data()
+    pred = (rng.random(y.shape) < 0.4).astype(int)
+    out = paired_bootstrap(y, [pred], [pred.copy()], groups, n_boot=300)
+    assert out["diff"] == 0.0 and out["p_value"] > 0.95 and out["ci_low"] == out["ci_high"] == 0.0
+
+
+def test_bootstrap_clearly_better_small_p():
+    y, groups, rng = _data()
+    good = np.where(rng.random(y.shape) < 0.9, y, 1 - y)  # 90% right
+    bad = np.where(rng.random(y.shape) < 0.6, y, 1 - y)  # 60% right
+    out = paired_bootstrap(y, [good], [bad], groups, n_boot=300)
+    assert out["diff"] > 0.2 and out["ci_low"] > 0 and out["p_value"] < 0.01
+    flipped = paired_bootstrap(y, [bad], [good], groups, n_boot=300)
+    assert flipped["diff"] < 0 and flipped["p_value"] < 0.01
+
+
+def test_summary_and_markdown_shape():
+    y, groups, rng = _data(n_films=60)
+    keys = [f"k{i}" for i in range(len(y))]
+    runs = {}
+    for m, noise in (("mcam", 0.1), ("concat", 0.3), ("naive", 0.5), ("image", 0.4), ("text", 0.45)):
+        runs[m] = []
+        for seed in (0, 1):
+            s = np.clip(y * (1 - noise) + rng.random(y.shape) * noise, 0, 1)
+            frame = run_frame(keys, groups, "test", y, s, GENRES)
+            runs[m].append({"method": m, "seed": seed, "test": frame, "thresholds": {g: 0.5 for g in GENRES},
+                            "seconds": 1.0, "epochs_run": 3})
+    summary = summarise(runs, GENRES, n_boot=200)
+    assert summary["best"] == "mcam" and summary["best_baseline"] == "concat"
+    assert set(summary["bootstrap_vs_best_baseline"]) == {"mcam", "naive", "image", "text"}
+    text = markdown(summary)
+    for heading in ("Table I", "Table II", "Table III", "Table IV", "Hit ratio", "paired bootstrap"):
+        assert heading in text
+    assert "±" in text
+
+
+def test_methods_cover_the_tables_and_override_fusion():
+    for methods in TABLES.values():
+        assert set(methods) <= set(METHODS)
+    fusion = {"head": "mcam", "layers": 2, "mcam": True, "dim": 64}
+    assert method_fusion("mcam-no-mcam", fusion) == {"head": "mcam", "layers": 4, "mcam": False, "dim": 64}
+    assert method_fusion("gmu", fusion)["head"] == "gmu"
+    with pytest.raises(KeyError):
+        method_fusion("resnet", fusion)
