@@ -27,7 +27,8 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env) -> subprocess.Comp
 
 
 def ran_stages(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+    # stages of comparison/dvc.yaml are named "comparison/dvc.yaml:compare@..."
+    return [line.split("'")[1].split(":")[-1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,9 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
     out = run(["dvc", "repro"], repo)
-    assert ran_stages(out.stdout) == ["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train",
-                                      "evaluate"]
+    ran = ran_stages(out.stdout)
+    assert sorted(ran) == sorted(["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train", "evaluate"])
+    assert ran[:2] == ["scrape", "ingest"] and ran[-2:] == ["train", "evaluate"]
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
     return repo
@@ -71,7 +73,7 @@ def test_metrics_present_and_finite(repo):
 def test_second_repro_runs_nothing(repo):
     out = run(["dvc", "repro"], repo)
     assert ran_stages(out.stdout) == [], out.stdout
-    assert run(["dvc", "status"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
+    assert run(["dvc", "status", "dvc.yaml"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
 
 
 def test_fusion_param_reruns_only_train_and_evaluate(repo):
@@ -157,8 +159,7 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
 def test_comparison_pipeline_from_cached_features(repo):
     """dvc repro comparison/dvc.yaml: methods x seeds from the feature store, then the report."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["compare"].update(methods=["mcam", "mcam-no-mcam", "concat", "gmu", "naive", "image", "text"],
-                             seeds=[0, 1], bootstrap=200)
+    params["compare"].update(methods=["mcam", "concat", "naive", "text"], seeds=[0, 1], bootstrap=200)
     params["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro", "comparison/dvc.yaml"], repo)
@@ -175,7 +176,8 @@ def test_comparison_pipeline_from_cached_features(repo):
     # changing the loss re-trains every method and re-reports, nothing else
     out = run(["dvc", "exp", "run", "comparison/dvc.yaml", "-S", "loss.name=bce"], repo)
     ran = ran_stages(out.stdout)
-    assert "report" in ran and len(ran) == 15 and all(r.startswith("compare@") or r == "report" for r in ran)
+    assert "report" in ran and len(ran) == 2 * len(params["compare"]["methods"]) + 1
+    assert all(r.startswith("compare@") or r == "report" for r in ran)
 
 
 def test_imdb_source_against_local_server(repo, posters_dir):
