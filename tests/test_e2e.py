@@ -45,6 +45,9 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     params["train"]["epochs"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
+    # dvc exp run commits experiments: give the throwaway repo an identity of its own
+    run(["git", "config", "user.name", "poster-genres tests"], repo)
+    run(["git", "config", "user.email", "tests@poster-genres.invalid"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
     out = run(["dvc", "repro"], repo)
