@@ -182,6 +182,9 @@ def train_head(
             else:
                 stale += 1
             bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {best['val_loss']:.4f})")
+            if not bar.console.is_terminal:  # logs (dvc repro in CI, nohup): one line per epoch
+                bar.console.print(f"epoch {epoch}: train loss {total / n:.5f}, val loss {val_loss:.5f}, "
+                                  f"{time.perf_counter() - t0:.0f} s")
             if stale >= train.patience:
                 break
     seconds = time.perf_counter() - t0
