@@ -32,24 +32,14 @@ def main() -> None:
     from pipeline.polite_http import PoliteClient
     from pipeline.scrape import ScrapeSettings, scrape
     from tests.http_fixture import LocalServer
-    from tests.imdb_fixture import gz_tsv, title_page
+    from tests.imdb_fixture import serve_films
 
     posters = Path(args.posters)
     rows = [r for r in csv.DictReader(open(posters / "labels.csv"))
             if set(r["genres"].split("|")) & set(PAPER_GENRES)][: args.n]
     results = []
     with LocalServer() as srv:
-        srv.route("/datasets/title.basics.tsv.gz", (200, {}, gz_tsv(
-            ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
-             "runtimeMinutes", "genres"],
-            [(r["imdb_id"], "movie", r["title"] or "x", "x", "0", r["year"] or "\\N", "\\N", "90",
-              r["genres"].replace("|", ",")) for r in rows])))
-        srv.route("/datasets/title.ratings.tsv.gz", (200, {}, gz_tsv(
-            ["tconst", "averageRating", "numVotes"], [(r["imdb_id"], "7", "5000") for r in rows])))
-        for r in rows:
-            srv.route(f"/title/{r['imdb_id']}/", (200, {}, title_page(f"{srv.url}/img/{r['imdb_id']}._V1_.jpg")))
-            srv.route(f"/img/{r['imdb_id']}._V1_SX300.jpg",
-                      (200, {"Content-Type": "image/jpeg"}, (posters / r["image"]).read_bytes()))
+        serve_films(srv, rows, posters)
         settings = ScrapeSettings(genres=PAPER_GENRES, datasets_url=srv.url + "/datasets",
                                   title_url=srv.url + "/title", min_votes=0)
         for c in args.concurrency:

@@ -101,3 +101,18 @@ def fake_imdb(srv: LocalServer) -> dict:
     srv.route(sized("ten-b"), (200, jpg, jpeg((100, 0, 100))))
     srv.route(sized("ten-c"), (200, jpg, jpeg((0, 100, 100))))
     return bodies
+
+
+def serve_films(srv: LocalServer, rows: list[dict], posters_dir) -> None:
+    """A fake IMDb serving real posters: ``rows`` as in labels.csv (imdb_id, title, year, genres, image)."""
+    basics = [(r["imdb_id"], "movie", r["title"] or "x", r["title"] or "x", "0", r["year"] or "\\N", "\\N", "90",
+               r["genres"].replace("|", ",")) for r in rows]
+    srv.route("/datasets/title.basics.tsv.gz", (200, {}, gz_tsv(
+        ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
+         "runtimeMinutes", "genres"], basics)))
+    srv.route("/datasets/title.ratings.tsv.gz", (200, {}, gz_tsv(
+        ["tconst", "averageRating", "numVotes"], [(r["imdb_id"], "7", "5000") for r in rows])))
+    for r in rows:
+        srv.route(f"/title/{r['imdb_id']}/", (200, {}, title_page(f"{srv.url}/img/{r['imdb_id']}._V1_UX67_.jpg")))
+        srv.route(f"/img/{r['imdb_id']}._V1_SX300.jpg",
+                  (200, {"Content-Type": "image/jpeg"}, (posters_dir / r["image"]).read_bytes()))

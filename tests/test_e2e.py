@@ -188,22 +188,12 @@ def test_imdb_source_against_local_server(repo, posters_dir):
     import csv as _csv
 
     from tests.http_fixture import LocalServer
-    from tests.imdb_fixture import gz_tsv, title_page
+    from tests.imdb_fixture import serve_films
 
     rows = [r for r in _csv.DictReader(open(posters_dir / "labels.csv"))
             if set(r["genres"].split("|")) & {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}][:30]
     with LocalServer() as srv:
-        basics = [(r["imdb_id"], "movie", r["title"] or "x", r["title"] or "x", "0", r["year"] or "\\N", "\\N", "90",
-                   r["genres"].replace("|", ",")) for r in rows]
-        srv.route("/datasets/title.basics.tsv.gz", (200, {}, gz_tsv(
-            ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
-             "runtimeMinutes", "genres"], basics)))
-        srv.route("/datasets/title.ratings.tsv.gz", (200, {}, gz_tsv(
-            ["tconst", "averageRating", "numVotes"], [(r["imdb_id"], "7", "5000") for r in rows])))
-        for r in rows:
-            srv.route(f"/title/{r['imdb_id']}/", (200, {}, title_page(f"{srv.url}/img/{r['imdb_id']}._V1_UX67_.jpg")))
-            srv.route(f"/img/{r['imdb_id']}._V1_SX300.jpg",
-                      (200, {"Content-Type": "image/jpeg"}, (posters_dir / r["image"]).read_bytes()))
+        serve_films(srv, rows, posters_dir)
         out = run(["dvc", "exp", "run", "-S", "data.source=imdb", "-S", f"data.datasets_url={srv.url}/datasets",
                    "-S", f"data.title_url={srv.url}/title", "-S", "data.rate_limit=0", "-S", "data.limit=30"], repo)
     assert ran_stages(out.stdout)[:2] == ["scrape", "ingest"]
