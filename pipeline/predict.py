@@ -12,17 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from .encoders import create_image_encoder, create_text_encoder
 from .errors import PipelineError
-from .features import embed_images, embed_texts, ocr_texts
+from .features import FeatureSet, embed_images, embed_texts, ocr_texts
 from .images import PosterError, expand_paths, read_poster
 from .ocr import run_ocr
 from .params import EncoderParams, OcrParams
-from .train import load_head
+from .train import feature_tensors, load_head
 
 
 class PredictError(PipelineError):
@@ -88,21 +87,13 @@ def predict(
     ikeys, iarrays, irep = embed_images(posters, image_encoder, encoder.batch_size)
     errors += [f["detail"] for f in irep["failed"]]
 
-    ipos = {k: i for i, k in enumerate(ikeys)}
-    tpos = {k: i for i, k in enumerate(tkeys)}
-    usable = [r for r in rows if r["sha256"] in ipos and r["sha256"] in tpos]
+    have = set(ikeys) & set(tkeys)
+    usable = [r for r in rows if r["sha256"] in have]
     if not usable:
         return [], errors
-    ri = np.array([ipos[r["sha256"]] for r in usable])
-    rt = np.array([tpos[r["sha256"]] for r in usable])
-    batch = {
-        "image_tokens": torch.from_numpy(iarrays["tokens"][ri]),
-        "image_pooled": torch.from_numpy(iarrays["pooled"][ri]),
-        "text_tokens": torch.from_numpy(tarrays["tokens"][rt]),
-        "text_mask": torch.from_numpy(tarrays["mask"][rt]),
-        "text_pooled": torch.from_numpy(tarrays["pooled"][rt]),
-        "has_text": torch.from_numpy(tarrays["has_text"][rt]),
-    }
+    image = FeatureSet(ikeys, iarrays, image_encoder.identity, None)
+    text = FeatureSet(tkeys, tarrays, text_encoder.identity, None)
+    batch = feature_tensors(image, text, [r["sha256"] for r in usable])
     with torch.no_grad():
         scores = torch.sigmoid(head(batch)).numpy()
     tau = {g: (threshold[g] if isinstance(threshold, dict) else threshold) for g in genres}

@@ -188,14 +188,7 @@ def train_head(
             if stale >= train.patience:
                 break
     seconds = time.perf_counter() - t0
-    checkpoint = {
-        "format": "poster-genres/head@1",
-        "head_config": config,
-        "genres": list(genres),
-        "state_dict": best["state"],
-        "best_epoch": best["epoch"],
-        "best_val_loss": best["val_loss"],
-    }
+    checkpoint = make_checkpoint(config, genres, best["state"], best["epoch"], best["val_loss"])
     summary = {
         "best_epoch": best["epoch"],
         "best_val_loss": round(best["val_loss"], 6),
@@ -230,11 +223,8 @@ def _fit_untrainable(model, datasets, config, genres, loss_fn, device):
     """Heads without parameters (naive): fit on the training labels, no epochs."""
     model.fit(datasets["train"].labels.to(device))
     val_loss = mean_loss(model, datasets["val"], loss_fn, device)
-    checkpoint = {
-        "format": "poster-genres/head@1", "head_config": config, "genres": list(genres),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "best_epoch": 0, "best_val_loss": val_loss,
-    }
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    checkpoint = make_checkpoint(config, genres, state, 0, val_loss)
     curve = [{"epoch": 0, "train_loss": round(mean_loss(model, datasets["train"], loss_fn, device), 6),
               "val_loss": round(val_loss, 6)}]
     summary = {"best_epoch": 0, "best_val_loss": round(val_loss, 6), "epochs_run": 0, "parameters": 0,
@@ -265,6 +255,16 @@ def load_head(path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module
         raise TrainError(f"{path}: not a poster-genres checkpoint ({type(err).__name__})") from None
     if ckpt.get("format") != "poster-genres/head@1":
         raise TrainError(f"{path}: not a poster-genres checkpoint")
+    return head_from_checkpoint(ckpt, device), ckpt
+
+
+def head_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The head a checkpoint describes, with its weights, in eval mode."""
     model = create_head(ckpt["head_config"])
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), ckpt
+    return model.to(device).eval()
+
+
+def make_checkpoint(config: dict, genres: list[str], state: dict, epoch: int, val_loss: float) -> dict:
+    return {"format": "poster-genres/head@1", "head_config": config, "genres": list(genres),
+            "state_dict": state, "best_epoch": epoch, "best_val_loss": val_loss}

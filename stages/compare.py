@@ -3,7 +3,6 @@ validation and test scores -> ``compare/runs/<method>/seed<k>/``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,10 @@ import typer
 from pipeline.compare import run_frame
 from pipeline.evaluate import decision_thresholds
 from pipeline.features import load_feature_pair
-from pipeline.heads import create_head
 from pipeline.io import read_parquet, write_json, write_parquet
 from pipeline.methods import method_fusion
 from pipeline.params import FusionParams, load_params
-from pipeline.train import build_datasets, feature_dims, predict_scores, train_head
+from pipeline.train import build_datasets, feature_dims, head_from_checkpoint, predict_scores, train_head
 from stages._command import command
 
 
@@ -39,11 +37,9 @@ def main(
     train = p["train"].model_copy(update={"seed": seed})
     image, text = load_feature_pair(features)
     datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    t0 = time.perf_counter()
     ckpt, curve, summary = train_head(datasets, feature_dims(image, text), genres, fusion, train, p["loss"])
-    seconds = time.perf_counter() - t0
-    head = create_head(ckpt["head_config"])
-    head.load_state_dict(ckpt["state_dict"])
+    seconds = summary["seconds"]
+    head = head_from_checkpoint(ckpt)
     cpu = torch.device("cpu")
     val, test = datasets["val"], datasets["test"]
     s_val, s_test = predict_scores(head, val, cpu), predict_scores(head, test, cpu)
