@@ -166,6 +166,10 @@ class TrainParams(_Group):
     #: Draw training posters with probability rising with the rarity of their rarest genre
     #: (the visio-textual paper's oversampling); epochs keep their length.
     oversample: bool = False
+    #: Batch posters of similar OCR-text length (shuffled pools of 50 batches, sorted by length
+    #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
+    #: way, so this only changes which posters share a batch, and halves a step of the mcam head.
+    group_by_length: bool = True
 
 
 class LossParams(_Group):

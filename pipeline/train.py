@@ -45,6 +45,9 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def text_lengths(self) -> torch.Tensor:
+        return self.tensors["text_mask"].sum(1)
+
     def batch(self, idx: torch.Tensor, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         feats = {k: v[idx] for k, v in self.tensors.items()}
         # Text is padded to encoder.text_max_tokens, most OCR text is far shorter: cut the batch to
@@ -108,28 +111,55 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def _eval_batches(data: Dataset, batch_size: int):
+    """Index batches covering ``data`` once, posters of similar text length together (less padding)."""
+    order = torch.from_numpy(np.argsort(data.text_lengths().numpy(), kind="stable"))
+    return [order[start:start + batch_size] for start in range(0, len(data), batch_size)]
+
+
 @torch.no_grad()
 def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Sigmoid scores (n, M) for every poster of ``data``, in order."""
     model.eval()
-    out = []
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
+    out = np.zeros((len(data), data.labels.shape[1]), dtype=np.float32)
+    for idx in _eval_batches(data, batch_size):
         feats, _ = data.batch(idx, device)
-        out.append(torch.sigmoid(model(feats)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, data.labels.shape[1]), dtype=np.float32)
+        out[idx.numpy()] = torch.sigmoid(model(feats)).float().cpu().numpy()
+    return out
 
 
 @torch.no_grad()
 def mean_loss(model, data: Dataset, loss_fn, device, batch_size: int = 256) -> float:
     model.eval()
     total, n = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
+    for idx in _eval_batches(data, batch_size):
         feats, y = data.batch(idx, device)
         total += float(loss_fn(model(feats), y)) * len(idx)
         n += len(idx)
     return total / max(n, 1)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, weights: torch.Tensor | None = None,
+                  lengths: torch.Tensor | None = None, pool_batches: int = 50) -> list[torch.Tensor]:
+    """Index batches of one training epoch.
+
+    A random permutation (or, with ``weights``, ``n`` draws with replacement), cut into
+    batches. With ``lengths``, posters are grouped by length first: the order is cut into
+    pools of ``pool_batches`` batches, each pool sorted by length (longest first), cut into
+    batches, and the batches shuffled, so a batch holds similar lengths but every epoch still
+    mixes the whole training set.
+    """
+    order = (torch.multinomial(weights, n, replacement=True, generator=generator)
+             if weights is not None else torch.randperm(n, generator=generator))
+    if lengths is None:
+        return [order[s:s + batch_size] for s in range(0, n, batch_size)]
+    pool = batch_size * pool_batches
+    batches = []
+    for s in range(0, n, pool):
+        part = order[s:s + pool]
+        part = part[torch.argsort(lengths[part], descending=True, stable=True)]
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def train_head(
@@ -153,6 +183,7 @@ def train_head(
     tr, va = datasets["train"], datasets["val"]
 
     sample_weights = oversampling_weights(tr.labels) if train.oversample else None
+    lengths = tr.text_lengths() if train.group_by_length else None
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
     curve: list[dict] = []
     stale = 0
@@ -161,11 +192,8 @@ def train_head(
         task = bar.add_task("train", total=train.epochs)
         for epoch in range(1, train.epochs + 1):
             model.train()
-            order = (torch.multinomial(sample_weights, len(tr), replacement=True, generator=gen)
-                     if sample_weights is not None else torch.randperm(len(tr), generator=gen))
             total, n = 0.0, 0
-            for start in range(0, len(tr), train.batch_size):
-                idx = order[start:start + train.batch_size]
+            for idx in epoch_batches(len(tr), train.batch_size, gen, sample_weights, lengths):
                 feats, y = tr.batch(idx, device)
                 batch_loss = batch_training_loss(model, feats, y, loss_fn)
                 opt.zero_grad(set_to_none=True)

@@ -5,7 +5,9 @@ import torch
 
 from pipeline.features import FeatureSet
 from pipeline.params import FusionParams, LossParams, TrainParams
-from pipeline.train import build_datasets, feature_dims, load_head, predict_scores, save_checkpoint, train_head
+from pipeline.heads import create_head, head_config
+from pipeline.train import (Dataset, build_datasets, epoch_batches, feature_dims, load_head, predict_scores,
+                            save_checkpoint, train_head)
 
 GENRES = ["A", "B", "C"]
 
@@ -56,3 +58,39 @@ def test_training_is_deterministic(data, tmp_path):
     save_checkpoint(a, tmp_path / "a.pt")
     save_checkpoint(b, tmp_path / "b.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_epoch_batches_cover_every_poster_once_and_group_lengths():
+    lengths = torch.from_numpy(np.random.default_rng(0).integers(1, 78, size=1000))
+    plain = epoch_batches(1000, 32, torch.Generator().manual_seed(1))
+    grouped = epoch_batches(1000, 32, torch.Generator().manual_seed(1), lengths=lengths, pool_batches=10)
+    for batches in (plain, grouped):
+        assert sorted(torch.cat(batches).tolist()) == list(range(1000))
+        assert max(len(b) for b in batches) == 32
+    padding = {name: float(np.mean([(lengths[b].max() - lengths[b].float().mean()).item() for b in batches]))
+               for name, batches in (("plain", plain), ("grouped", grouped))}
+    assert padding["grouped"] < padding["plain"] / 4  # the point of grouping: little padding per batch
+    # the batch order is shuffled, not longest-first over the epoch
+    first_max = [int(lengths[b].max()) for b in grouped[:10]]
+    assert first_max != sorted(first_max, reverse=True)
+    again = epoch_batches(1000, 32, torch.Generator().manual_seed(1), lengths=lengths, pool_batches=10)
+    assert all(torch.equal(a, b) for a, b in zip(grouped, again))
+
+
+def test_predict_scores_keep_poster_order_with_length_sorted_batches():
+    rng = np.random.default_rng(0)
+    n, t = 23, 7
+    lengths = rng.integers(1, t + 1, size=n)
+    mask = torch.from_numpy(np.arange(t)[None, :] < lengths[:, None])
+    tensors = {"image_tokens": torch.randn(n, 4, 8), "image_pooled": torch.randn(n, 8),
+               "text_tokens": torch.randn(n, t, 6), "text_mask": mask, "text_pooled": torch.randn(n, 6),
+               "has_text": torch.ones(n, dtype=torch.bool)}
+    data = Dataset([f"k{i}" for i in range(n)], [f"tt{i}" for i in range(n)], tensors, torch.zeros(n, 3))
+    dims = {"image_token_dim": 8, "image_pooled_dim": 8, "text_token_dim": 6, "text_pooled_dim": 6}
+    torch.manual_seed(0)
+    model = create_head(head_config(FusionParams(dim=16, heads=4, layers=1), dims, 3)).eval()
+    batched = predict_scores(model, data, torch.device("cpu"), batch_size=5)
+    one_by_one = np.concatenate([predict_scores(model, Dataset([data.keys[i]], [data.imdb_ids[i]],
+                                 {k: v[i:i + 1] for k, v in tensors.items()}, data.labels[i:i + 1]),
+                                 torch.device("cpu")) for i in range(n)])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
