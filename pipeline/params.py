@@ -222,11 +222,22 @@ GROUPS: dict[str, type[_Group]] = {
 }
 
 
+def _did_you_mean(loc: str) -> str:
+    """`` (did you mean 'x.y'?)`` for a misspelt or misplaced key, else ''."""
+    import difflib
+
+    group, _, leaf = loc.rpartition(".")
+    if leaf in GROUPS and "name" in GROUPS[leaf].model_fields:  # train.loss=bce -> loss.name
+        return f" (did you mean '{leaf}.name'?)"
+    close = difflib.get_close_matches(leaf, list(GROUPS[group].model_fields), n=1, cutoff=0.75)
+    return f" (did you mean '{group}.{close[0]}'?)" if close else ""
+
+
 def _one_line(group: str, err: ValidationError, path: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in (group, *first["loc"]))
     if first["type"] == "extra_forbidden":
-        return f"{path}: unknown parameter '{loc}'"
+        return f"{path}: unknown parameter '{loc}'{_did_you_mean(loc)}"
     if first["loc"]:
         return f"{path}: parameter '{loc}': {first['msg']} (got {first.get('input')!r})"
     return f"{path}: parameters '{group}': {first['msg'].removeprefix('Value error, ')}"

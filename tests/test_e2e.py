@@ -126,7 +126,8 @@ def test_bad_param_is_one_line(repo, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(params))
     out = run([sys.executable, "-m", "stages.train", "--params", str(bad)], repo, check=False)
-    assert out.returncode == 1 and out.stderr.strip() == f"error: {bad}: unknown parameter 'fusion.layres'"
+    assert out.returncode == 1 and out.stderr.strip() == (f"error: {bad}: unknown parameter 'fusion.layres' "
+                                                             "(did you mean 'fusion.layers'?)")
 
 
 def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):

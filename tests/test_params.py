@@ -30,6 +30,18 @@ def test_wrong_type_names_parameter(tmp_path):
         load_params(tmp_path / "p.yaml")
 
 
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    (tmp_path / "p.yaml").write_text("train:\n  loss: bce\n")
+    with pytest.raises(ParamsError, match=r"unknown parameter 'train.loss' \(did you mean 'loss.name'\?\)$"):
+        load_params(tmp_path / "p.yaml")
+    (tmp_path / "p.yaml").write_text("train:\n  pateince: 3\n")
+    with pytest.raises(ParamsError, match=r"'train.pateince' \(did you mean 'train.patience'\?\)$"):
+        load_params(tmp_path / "p.yaml")
+    (tmp_path / "p.yaml").write_text("train:\n  colour: red\n")
+    with pytest.raises(ParamsError, match=r"unknown parameter 'train.colour'$"):
+        load_params(tmp_path / "p.yaml")
+
+
 def test_unknown_group(tmp_path):
     (tmp_path / "p.yaml").write_text("fusoin:\n  layers: 2\n")
     with pytest.raises(ParamsError, match="unknown parameter group 'fusoin'"):
