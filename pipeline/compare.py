@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .evaluate import decision_thresholds
 from .metrics import all_metrics, f1, precision_recall_curve
 from .methods import BASELINES, METHODS, TABLES
 
@@ -75,31 +76,39 @@ def paired_bootstrap(
 
 
 def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """method -> list of runs (one per seed): test frame, thresholds, timing."""
+    """method -> list of runs (one per seed): validation and test frames, timing."""
     out: dict[str, list[dict[str, Any]]] = {}
     for run in sorted(Path(folder).glob("*/seed*/run.json")):
         meta = json.loads(run.read_text())
         frame = pd.read_parquet(run.parent / "scores.parquet")
         timing = run.parent / "timing.json"
         meta["seconds"] = json.loads(timing.read_text())["seconds"] if timing.exists() else None
-        meta["test"] = frame[frame["split"] == "test"].sort_values("key", kind="mergesort").reset_index(drop=True)
+        for split in ("val", "test"):
+            meta[split] = frame[frame["split"] == split].sort_values("key", kind="mergesort").reset_index(drop=True)
         out.setdefault(meta["method"], []).append(meta)
     for runs in out.values():
         runs.sort(key=lambda r: r["seed"])
     return out
 
 
-def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000) -> dict[str, Any]:
-    """Metrics per method (mean, std over seeds), per-genre results, bootstrap tests."""
+def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
+              threshold_mode: str = "global", threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics per method (mean, std over seeds), per-genre results, bootstrap tests.
+
+    Decision thresholds are set here, per run, from that run's validation scores
+    (``threshold_mode: per_genre``) or as ``threshold`` everywhere: they are post-hoc, so
+    changing them re-runs the report only, never the training.
+    """
     per_method: dict[str, Any] = {}
     preds: dict[str, list[np.ndarray]] = {}
     y_ref = groups = None
     for method, rs in runs.items():
-        metrics = []
+        metrics, taus = [], []
         preds[method] = []
         for r in rs:
             y, s = _arrays(r["test"], genres)
-            tau = np.array([r["thresholds"][g] for g in genres])
+            tau = decision_thresholds(threshold_mode, threshold, *_arrays(r["val"], genres))
+            taus.append(tau)
             metrics.append(all_metrics(y, s, tau, genres))
             preds[method].append((s > tau).astype(np.int64))
             if y_ref is None:
@@ -116,6 +125,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "train_seconds": (float(np.mean([r["seconds"] for r in rs]))
                               if all(r["seconds"] is not None for r in rs) else None),
             "epochs": float(np.mean([r["epochs_run"] for r in rs])),
+            "thresholds": {g: round(float(np.mean([t[j] for t in taus])), 4) for j, g in enumerate(genres)},
         }
     ranked = sorted(per_method, key=lambda m: -per_method[m]["mean"]["f1_macro"])
     baselines = [m for m in ranked if m in BASELINES]
@@ -126,6 +136,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             if method != best_baseline:
                 tests[method] = paired_bootstrap(y_ref, preds[method], preds[best_baseline], groups, n_boot)
     return {"methods": per_method, "ranking": ranked, "best": ranked[0] if ranked else None,
+            "threshold_mode": threshold_mode, "threshold": threshold,
             "best_baseline": best_baseline, "bootstrap_vs_best_baseline": tests, "genres": genres,
             "test_posters": int(len(y_ref)) if y_ref is not None else 0,
             "test_films": int(len(np.unique(groups))) if groups is not None else 0}
@@ -183,7 +194,9 @@ def markdown(summary: dict) -> str:
         "# Comparison report",
         "",
         f"Test split: {summary['test_posters']} posters of {summary['test_films']} films. Every cell is the mean ± "
-        f"std over {n_seeds} seed(s), in % (hamming loss as a fraction).",
+        f"std over {n_seeds} seed(s), in % (hamming loss as a fraction). Decision thresholds: "
+        + (f"{summary['threshold']} for every genre." if summary["threshold_mode"] == "global"
+           else "per genre, tuned on each run's validation scores (never on test)."),
         "",
         "## Table I: bi-modal methods", "", md(table(summary, TABLES["I"])), "",
         "## Table II: modalities", "", md(table(summary, TABLES["II"])), "",

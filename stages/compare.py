@@ -1,17 +1,16 @@
 """Stage ``compare`` (one per method x seed): train a method on the cached features, keep its
-validation and test scores -> ``compare/runs/<method>/seed<k>/``."""
+validation and test scores -> ``compare/runs/<method>/seed<k>/``. Thresholds are the report's
+business (post-hoc), so ``eval.*`` never re-trains a run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import typer
 
 from pipeline.compare import run_frame
-from pipeline.evaluate import decision_thresholds
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_json, write_parquet
 from pipeline.methods import method_fusion
@@ -30,8 +29,8 @@ def main(
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
     out: Path = typer.Option(Path("compare/runs"), help="Runs folder (<method>/seed<k>/ is written)."),
 ) -> None:
-    """Train one method with one seed (training options from train.*, loss.*, eval.*)."""
-    p = load_params(params, ["data", "fusion", "train", "loss", "eval"])
+    """Train one method with one seed (training options from train.* and loss.*)."""
+    p = load_params(params, ["data", "fusion", "train", "loss"])
     genres = p["data"].genres
     fusion = FusionParams(**method_fusion(method, p["fusion"].model_dump()))
     train = p["train"].model_copy(update={"seed": seed})
@@ -43,8 +42,6 @@ def main(
     cpu = torch.device("cpu")
     val, test = datasets["val"], datasets["test"]
     s_val, s_test = predict_scores(head, val, cpu), predict_scores(head, test, cpu)
-    ev = p["eval"]
-    tau = decision_thresholds(ev.threshold_mode, ev.threshold, val.labels.numpy(), s_val)
     folder = out / method / f"seed{seed}"
     frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres),
               run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres)]
@@ -52,7 +49,6 @@ def main(
     write_json(folder / "run.json", {
         "method": method, "seed": seed, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
         "best_val_loss": round(summary["best_val_loss"], 6), "parameters": summary["parameters"],
-        "thresholds": {g: float(t) for g, t in zip(genres, np.asarray(tau))},
     })
     # wall time varies run to run: kept apart so run.json and scores stay byte-identical
     write_json(folder / "timing.json", {"seconds": round(seconds, 2), "device": summary["device"]})

@@ -22,8 +22,8 @@ def main(
     out: Path = typer.Option(Path("compare"), help="Folder for report.md, tables, metrics and plots."),
 ) -> None:
     """Write the comparison report from the runs of compare.methods x compare.seeds."""
-    p = load_params(params, ["data", "compare"])
-    genres, cmp = p["data"].genres, p["compare"]
+    p = load_params(params, ["data", "compare", "eval"])
+    genres, cmp, ev = p["data"].genres, p["compare"], p["eval"]
     found = load_runs(runs)
     missing = [f"{m}/seed{s}" for m in cmp.methods for s in cmp.seeds
                if s not in {r["seed"] for r in found.get(m, [])}]
@@ -31,7 +31,7 @@ def main(
         raise PipelineError(f"{runs}: missing runs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; "
                             f"run dvc repro")
     selected = {m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods}
-    summary = summarise(selected, genres, cmp.bootstrap)
+    summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold)
     write_text(out / "report.md", markdown(summary))
     for name, methods in TABLES.items():
         write_csv(out / f"table_{name}.csv", table(summary, methods))

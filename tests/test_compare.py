@@ -42,9 +42,10 @@ def test_summary_and_markdown_shape():
         for seed in (0, 1):
             s = np.clip(y * (1 - noise) + rng.random(y.shape) * noise, 0, 1)
             frame = run_frame(keys, groups, "test", y, s, GENRES)
-            runs[m].append({"method": m, "seed": seed, "test": frame, "thresholds": {g: 0.5 for g in GENRES},
+            runs[m].append({"method": m, "seed": seed, "test": frame, "val": frame.assign(split="val"),
                             "seconds": 1.0, "epochs_run": 3})
     summary = summarise(runs, GENRES, n_boot=200)
+    assert summary["methods"]["mcam"]["thresholds"] == {g: 0.5 for g in GENRES}
     assert summary["best"] == "mcam" and summary["best_baseline"] == "concat"
     assert set(summary["bootstrap_vs_best_baseline"]) == {"mcam", "naive", "image", "text"}
     text = markdown(summary)
@@ -61,3 +62,22 @@ def test_methods_cover_the_tables_and_override_fusion():
     assert method_fusion("gmu", fusion)["head"] == "gmu"
     with pytest.raises(KeyError):
         method_fusion("resnet", fusion)
+
+
+def test_per_genre_thresholds_come_from_validation_scores_only():
+    """The report tunes each run's thresholds on its validation rows; test rows never move them."""
+    y, groups, rng = _data(n_films=80)
+    keys = [f"k{i}" for i in range(len(y))]
+    s_val = np.clip(0.3 * y + 0.5 * rng.random(y.shape), 0, 1)  # positives score higher, all below 0.8
+    base = run_frame(keys, groups, "val", y, s_val, GENRES)
+
+    def summary_with_test(s_test):
+        test = run_frame(keys, groups, "test", y, s_test, GENRES)
+        runs = {"mcam": [{"method": "mcam", "seed": 0, "test": test, "val": base, "seconds": 1.0, "epochs_run": 1}]}
+        return summarise(runs, GENRES, n_boot=10, threshold_mode="per_genre", threshold=0.5)
+
+    a = summary_with_test(rng.random(y.shape))
+    b = summary_with_test(np.clip(y * 0.9 + 0.05, 0, 1))
+    assert a["methods"]["mcam"]["thresholds"] == b["methods"]["mcam"]["thresholds"]
+    assert any(t != 0.5 for t in a["methods"]["mcam"]["thresholds"].values())
+    assert "tuned on each run's validation scores" in markdown(a)

@@ -182,6 +182,10 @@ def test_comparison_pipeline_from_cached_features(repo):
     ran = ran_stages(out.stdout)
     assert "report" in ran and len(ran) == 2 * len(params["compare"]["methods"]) + 1
     assert all(r.startswith("compare@") or r == "report" for r in ran)
+    # thresholds are post-hoc: per-genre thresholds re-run the report only, no training
+    out = run(["dvc", "exp", "run", "comparison/dvc.yaml", "-S", "eval.threshold_mode=per_genre"], repo)
+    assert ran_stages(out.stdout) == ["report"]
+    assert "tuned on each run's validation scores" in (repo / "compare" / "report.md").read_text()
 
 
 def test_imdb_source_against_local_server(repo, posters_dir):
