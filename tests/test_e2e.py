@@ -85,6 +85,9 @@ def test_fusion_param_reruns_only_train_and_evaluate(repo):
     table = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     text = json.dumps(table)
     assert '"layers": 1' in text and '"layers": 4' in text and "f1_macro" in text
+    # the experiment itself (not only the workspace) carries its metrics, so exp show can compare
+    exps = [r for entry in table for e in entry.get("experiments") or [] for r in e.get("revs", [])]
+    assert exps and all("f1_macro" in json.dumps(r["data"]["metrics"]) for r in exps), exps
 
 
 def test_plots_render(repo):
