@@ -113,7 +113,7 @@ def seed_everything(seed: int) -> None:
 
 def _eval_batches(data: Dataset, batch_size: int):
     """Index batches covering ``data`` once, posters of similar text length together (less padding)."""
-    order = torch.from_numpy(np.argsort(data.text_lengths().numpy(), kind="stable"))
+    order = torch.argsort(data.text_lengths(), stable=True)
     return [order[start:start + batch_size] for start in range(0, len(data), batch_size)]
 
 
