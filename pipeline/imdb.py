@@ -125,22 +125,63 @@ _JSON_LD = re.compile(r"<script[^>]+type=[\"']application/ld\+json[\"'][^>]*>(.*
 _IMG_SRC = re.compile(r"<img[^>]+src=[\"']([^\"']+)[\"']", re.IGNORECASE)
 
 
-def poster_from_title_page(page: str) -> str | None:
-    """The poster URL of a title page: JSON-LD ``image`` first, then ``og:image``."""
+# schema.org types of the thing a title page is about (its top-level JSON-LD object)
+_TITLE_TYPES = {"Movie", "TVSeries", "TVMiniSeries", "TVEpisode", "TVMovie", "TVSpecial", "TVShort", "Short",
+                "VideoGame", "Video", "MusicVideoObject", "CreativeWork", "CreativeWorkSeries"}
+
+
+def _types(obj: dict) -> set[str]:
+    t = obj.get("@type")
+    return {x for x in (t if isinstance(t, list) else [t]) if isinstance(x, str)}
+
+
+def _image_url(image) -> str | None:
+    """An ``image`` value: a URL, an ImageObject (``url``/``contentUrl``), or a list of those."""
+    for item in image if isinstance(image, list) else [image]:
+        if isinstance(item, dict):
+            item = item.get("url") or item.get("contentUrl")
+        if isinstance(item, str):
+            url = html.unescape(item.strip())
+            if url.startswith("http"):
+                return url
+    return None
+
+
+def _json_ld_poster(block: str) -> str | None:
+    """The ``image`` of the object a JSON-LD block describes; never of nested objects
+    (a review's ``itemReviewed``, a trailer's ``thumbnail``)."""
+    try:
+        # parse the raw text: IMDb writes HTML entities inside the strings (``&quot;``), and
+        # unescaping the block before parsing would break the JSON
+        data = json.loads(block.strip())
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("@graph"), list):
+        tops, single = data["@graph"], False
+    elif isinstance(data, list):
+        tops, single = data, False
+    else:
+        tops, single = [data], True
+    tops = [o for o in tops if isinstance(o, dict)]
+    titles = [o for o in tops if _types(o) & _TITLE_TYPES]
+    for obj in titles or (tops if single else []):
+        url = _image_url(obj.get("image"))
+        if url:
+            return url
+    return None
+
+
+def poster_source_from_title_page(page: str) -> tuple[str | None, str | None]:
+    """The poster URL of a title page and where it came from: the JSON-LD ``image`` of the
+    film (``"json_ld"``), else ``og:image`` (``"og_image"``); ``(None, None)`` if neither."""
     for block in _JSON_LD.findall(page):
-        try:
-            data = json.loads(html.unescape(block.strip()))
-        except json.JSONDecodeError:
-            continue
-        image = data.get("image") if isinstance(data, dict) else None
-        if isinstance(image, dict):
-            image = image.get("url")
-        if isinstance(image, str) and image.startswith("http"):
-            return image
+        url = _json_ld_poster(block)
+        if url:
+            return url, "json_ld"
     m = _META_IMAGE.search(page)
     if m:
-        return html.unescape(m.group(1) or m.group(2))
-    return None
+        return html.unescape(m.group(1) or m.group(2)), "og_image"
+    return None, None
 
 
 def posters_from_gallery(page: str, base_host_hint: str = "") -> list[str]:

@@ -29,7 +29,7 @@ from .imdb import (
     balanced_sample,
     candidate_films,
     image_id,
-    poster_from_title_page,
+    poster_source_from_title_page,
     posters_from_gallery,
     sized_image_url,
     with_votes,
@@ -58,6 +58,10 @@ class ScrapeSettings:
     gallery_path: str = "mediaindex/?contentTypes=poster"
 
 
+# where a poster URL comes from: the title page's JSON-LD or og:image, the poster gallery, a CSV source
+URL_SOURCES = ("csv", "gallery", "json_ld", "og_image")
+
+
 @dataclass
 class ScrapeReport:
     films_listed: int = 0
@@ -65,6 +69,7 @@ class ScrapeReport:
     pages_fetched: int = 0
     posters_saved: int = 0
     posters_from_cache: int = 0
+    url_sources: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)
     failed: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,6 +86,7 @@ class ScrapeReport:
             "pages_fetched": self.pages_fetched,
             "posters_saved": self.posters_saved,
             "posters_from_cache": self.posters_from_cache,
+            "poster_url_sources": {k: self.url_sources[k] for k in sorted(URL_SOURCES)},
             "requests": client.stats["requests"],
             "retries": client.stats["retries"],
             "failures": dict(sorted(self.failures.items())),
@@ -147,7 +153,9 @@ def list_imdb_films(fetch_client: PoliteClient, settings: ScrapeSettings, folder
     return balanced_sample(films, settings.genres, settings.limit, settings.seed)
 
 
-def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings, report: ScrapeReport) -> list[str]:
+def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings,
+                 report: ScrapeReport) -> list[tuple[str, str]]:
+    """Up to ``posters_per_film`` (url, source) pairs: the title page's poster, then the gallery's."""
     base = f"{settings.title_url.rstrip('/')}/{film.imdb_id}/"
     try:
         page, _ = fetcher.get(base)
@@ -157,9 +165,9 @@ def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings, r
     with report.lock:
         report.pages_fetched += 1
     urls = []
-    main = poster_from_title_page(page.decode("utf-8", errors="replace"))
+    main, source = poster_source_from_title_page(page.decode("utf-8", errors="replace"))
     if main:
-        urls.append(main)
+        urls.append((main, source))
     else:
         report.fail(film.imdb_id, "no_poster_on_page", base)
     if settings.posters_per_film > 1:
@@ -168,11 +176,11 @@ def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings, r
             page, _ = fetcher.get(gallery)
             with report.lock:
                 report.pages_fetched += 1
-            seen = {image_id(u) for u in urls}
+            seen = {image_id(u) for u, _ in urls}
             for u in posters_from_gallery(page.decode("utf-8", errors="replace")):
                 if image_id(u) not in seen:
                     seen.add(image_id(u))
-                    urls.append(u)
+                    urls.append((u, "gallery"))
         except FetchError as err:
             report.fail(film.imdb_id, f"gallery_{err.reason}", gallery)
     return urls[: settings.posters_per_film]
@@ -205,11 +213,16 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
     rows: dict[str, list[dict]] = {}
 
     def one(item: tuple[Film, list[str] | None]) -> None:
-        film, urls = item
-        if urls is None:
+        film, csv_urls = item
+        if csv_urls is None:
             urls = _poster_urls(fetcher, film, settings, report)
+        else:
+            urls = [(u, "csv") for u in csv_urls]
+        urls = urls[: settings.posters_per_film]
+        with report.lock:
+            report.url_sources.update(source for _, source in urls)
         saved = []
-        for url in urls[: settings.posters_per_film]:
+        for url, _ in urls:
             sized = sized_image_url(url, settings.image_width)
             try:
                 body, cached = fetcher.get(sized)

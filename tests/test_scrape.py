@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from pipeline.imdb import poster_source_from_title_page
 from pipeline.ingest import ingest_folder
 from pipeline.polite_http import PoliteClient
 from pipeline.scrape import ScrapeError, ScrapeSettings, scrape
@@ -26,6 +27,9 @@ def client(rate=0.0, **kw):
 def test_scrape_saves_good_posters_and_reports_every_fault(tmp_path):
     with LocalServer() as srv:
         bodies = fake_imdb(srv)
+        # film 1's page as IMDb writes it: entities in the JSON-LD, nested images, an og:image elsewhere
+        srv.route("/title/tt0000001/", (200, {}, imdb_title_page(
+            image=f"{srv.url}/images/M/one._V1_QL75_UX190_.jpg", og_image=f"{srv.url}/og/one.jpg").encode()))
         report = scrape("imdb", tmp_path, settings(srv, posters_per_film=1), client())
         # films listed: movies, not adult, target genre, votes >= 100, year >= 1950
         assert report["films_listed"] == 10
@@ -39,6 +43,8 @@ def test_scrape_saves_good_posters_and_reports_every_fault(tmp_path):
             "image_corrupt": 1, "image_not_an_image": 1, "no_poster_on_page": 1,
             "redirect_loop": 1, "robots_disallowed": 1, "timeout": 1,
         }
+        assert report["poster_url_sources"] == {"csv": 0, "gallery": 0, "json_ld": 1, "og_image": 6}
+        assert srv.times("/og/") == []
         assert srv.times("/title/tt0000009") == []  # robots.txt honoured
         assert len(srv.times("/title/tt0000002/")) == 2  # 503 retried
         t3 = srv.times("/images/M/three")
@@ -51,9 +57,10 @@ def test_scrape_saves_good_posters_and_reports_every_fault(tmp_path):
 def test_gallery_gives_more_posters_per_film(tmp_path):
     with LocalServer() as srv:
         fake_imdb(srv)
-        scrape("imdb", tmp_path, settings(srv, posters_per_film=3, limit=10), client())
+        report = scrape("imdb", tmp_path, settings(srv, posters_per_film=3, limit=10), client())
         rows = [r for r in csv.DictReader(open(tmp_path / "labels.csv")) if r["imdb_id"] == "tt0000010"]
         assert len(rows) == 3 and len({r["image"] for r in rows}) == 3
+        assert report["poster_url_sources"] == {"csv": 0, "gallery": 2, "json_ld": 1, "og_image": 6}
 
 
 def test_resume_and_incremental_fetch_only_new(tmp_path):
@@ -98,6 +105,7 @@ def test_csv_of_urls_source(tmp_path):
         assert [r["imdb_id"] for r in rows] == ["tt0000001"] and rows[0]["genres"] == "Action|Drama"
         assert (out / rows[0]["image"]).read_bytes() == bodies["tt0000001"]
         assert report["failures"] == {"image_not_an_image": 1}
+        assert report["poster_url_sources"] == {"csv": 2, "gallery": 0, "json_ld": 0, "og_image": 0}
 
 
 def test_offline_fails_fast_with_one_line(tmp_path):
@@ -107,3 +115,61 @@ def test_offline_fails_fast_with_one_line(tmp_path):
         scrape("imdb", tmp_path, s, client())
     assert time.monotonic() - t0 < 10
     assert "unreachable" in str(err.value) and "data.source" in str(err.value) and "\n" not in str(err.value)
+
+
+# --- title pages shaped like IMDb's ----------------------------------------------------------
+
+POSTER = "https://m.media-amazon.com/images/M/MV5BN2Y2ZjM4ZjctYjU0Yi00ZDdhLWJhZGMtNDQ4NjVlYzhkNzg5XkEyXkFqcGc@._V1_.jpg"
+REVIEWED = "https://m.media-amazon.com/images/M/MV5BReviewedItemImage@._V1_.jpg"
+THUMB = "https://m.media-amazon.com/images/M/MV5BTrailerThumbnail@._V1_.jpg"
+OG = "https://m.media-amazon.com/images/M/MV5BOgImage@._V1_FMjpg_UX1000_.jpg"
+
+
+def imdb_title_page(image: str = POSTER, og_image: str | None = OG) -> str:
+    """A title page as IMDb serves it (after tt0120731): HTML entities inside the JSON-LD strings,
+    a review of the film and a trailer with images of their own, and an og:image of another size."""
+    ld = ('{"@context":"https://schema.org","@type":"Movie","url":"https://www.imdb.com/title/tt0120731/",'
+          '"name":"La leggenda del pianista sull&apos;oceano",'
+          f'"image":"{image}",'
+          '"description":"A baby boy is discovered on an ocean liner in 1900 and raised by the crew.",'
+          '"review":{"@type":"Review","itemReviewed":{"@type":"Movie","url":"https://www.imdb.com/title/tt0120731/",'
+          f'"image":"{REVIEWED}"}},'
+          '"author":{"@type":"Person","name":"someone"},"dateCreated":"2005-03-01",'
+          '"reviewBody":"Danny Boodman T.D. Lemon 1900 and his &quot;father&quot; never left the ship."},'
+          '"trailer":{"@type":"VideoObject","name":"Official Trailer","embedUrl":"https://www.imdb.com/video/imdb/vi1",'
+          f'"thumbnail":{{"@type":"ImageObject","contentUrl":"{THUMB}","url":"{THUMB}"}},'
+          f'"thumbnailUrl":"{THUMB}","uploadDate":"2019-01-01T00:00:00Z"}},'
+          '"genre":["Drama","Music","Romance"],"datePublished":"1998-10-28"}')
+    og = f'<meta property="og:image" content="{og_image}"/>' if og_image else ""
+    return (f'<!DOCTYPE html><html lang="en-US"><head><meta charset="utf-8"/>'
+            f'<title>La leggenda del pianista sull&#x27;oceano (1998) - IMDb</title>{og}'
+            f'<script type="application/ld+json">{ld}</script></head><body><div id="__next"></div></body></html>')
+
+
+def test_title_page_poster_is_the_films_json_ld_image():
+    assert poster_source_from_title_page(imdb_title_page()) == (POSTER, "json_ld")
+
+
+def test_title_page_json_ld_variants():
+    # entities in the URL value itself are unescaped
+    page = imdb_title_page(image="https://img.example/p.jpg?a=1&amp;b=2")
+    assert poster_source_from_title_page(page) == ("https://img.example/p.jpg?a=1&b=2", "json_ld")
+    # an ImageObject, inside an @graph next to other objects
+    ld = ('{"@context":"https://schema.org","@graph":[{"@type":"Organization","image":"https://x/logo.png"},'
+          '{"@type":["TVSeries"],"image":{"@type":"ImageObject","contentUrl":"https://x/show.jpg"}}]}')
+    page = f'<script type="application/ld+json">{ld}</script><meta property="og:image" content="https://x/og.jpg">'
+    assert poster_source_from_title_page(page) == ("https://x/show.jpg", "json_ld")
+    # a film without an image of its own never takes its trailer's thumbnail
+    ld = '{"@type":"Movie","trailer":{"@type":"VideoObject","thumbnailUrl":"https://x/t.jpg"}}'
+    page = f'<script type="application/ld+json">{ld}</script><meta content="https://x/og.jpg" property="og:image">'
+    assert poster_source_from_title_page(page) == ("https://x/og.jpg", "og_image")
+
+
+def test_title_page_og_image_fallback_and_nothing():
+    page = imdb_title_page().replace("application/ld+json", "text/plain")
+    assert poster_source_from_title_page(page) == (OG, "og_image")
+    page = '<meta property="og:image" content="https://x/a.jpg?w=1&amp;h=2"/>'
+    assert poster_source_from_title_page(page) == ("https://x/a.jpg?w=1&h=2", "og_image")
+    page = imdb_title_page(og_image=None).replace("application/ld+json", "text/plain")
+    assert poster_source_from_title_page(page) == (None, None)
+    assert poster_source_from_title_page("<html><body>no poster here</body></html>") == (None, None)
