@@ -22,6 +22,12 @@ from .errors import PipelineError
 MAX_PIXELS = 50_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+#: Refuse images under this many pixels on either side (reason ``too_small``):
+#: thumbnails and icons, not posters. The smallest real posters (``../shared/posters``,
+#: 5842 files, mostly 300x444) are 89x132 px, so 64 leaves a margin below them,
+#: and at under 64 px no printed text on a poster can be read (OCR is one input).
+MIN_POSTER_SIDE = 64
+
 
 class PosterError(PipelineError, ValueError):
     """A poster cannot be used; ``reason`` is a short machine-readable code."""
@@ -75,8 +81,10 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[Image.Image, PosterInfo]
         raise PosterError("not_an_image", f"{name} is not an image") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PosterError("corrupt", f"{name}: {err}") from None
-    if img.width < 8 or img.height < 8:
-        raise PosterError("too_small", f"{name} is {img.width}x{img.height} px")
+    if img.width < MIN_POSTER_SIDE or img.height < MIN_POSTER_SIDE:
+        raise PosterError(
+            "too_small", f"{name} is {img.width}x{img.height} px, under {MIN_POSTER_SIDE} px a side"
+        )
     mode = img.mode
     try:
         rgb = _to_rgb(img)

@@ -17,6 +17,16 @@ Choices where the format is silent:
   counted as ``unknown_genre``. A film left with no target genre is skipped.
 * ``data.limit`` keeps the films with the smallest ``sha256(seed:imdb_id)``:
   deterministic, and raising the limit only adds films.
+* An image path that resolves (symlinks followed) outside the folder -- ``../``,
+  an absolute path elsewhere, a link pointing out -- is skipped as
+  ``outside_source`` before the file is opened. A symlink loop is ``unreadable``.
+* Images under :data:`~pipeline.images.MIN_POSTER_SIDE` px a side are ``too_small``.
+
+Skip reasons: ``bad_imdb_id``, ``missing_file``, ``outside_source``, ``duplicate_row``,
+``no_target_genre``, ``conflicting_genres`` (from ``labels.csv``), then from the
+image itself (see :func:`pipeline.images.read_poster`): ``missing_file``,
+``unreadable``, ``empty_file``, ``not_an_image``, ``corrupt``, ``too_large``,
+``too_small``, ``unsupported_mode``.
 """
 
 from __future__ import annotations
@@ -109,12 +119,27 @@ def read_labels(source: Path) -> list[dict]:
         raise IngestError(f"{labels}: malformed CSV ({err})") from None
 
 
+def _outside(root: Path, image: str) -> tuple[str, str] | None:
+    """``(reason, detail)`` if ``root/image`` resolves outside ``root`` (a resolved folder), else None.
+
+    Only the path is resolved (symlinks followed); the file itself is not opened.
+    """
+    try:
+        resolved = (root / image).resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop (RuntimeError before Python 3.13)
+        return "unreadable", f"{image}: {err}"
+    if not resolved.is_relative_to(root):
+        return "outside_source", f"{image} resolves to {resolved}, outside {root}"
+    return None
+
+
 def ingest_folder(
     source: str | Path, genres: list[str], limit: int | None = None, seed: int = 0
 ) -> tuple[pd.DataFrame, dict]:
     """Read a local poster folder; return the posters table and the JSON report."""
     source = Path(source)
     rows = read_labels(source)
+    root = source.resolve()
     report = IngestReport(rows=len(rows))
     target = set(genres)
 
@@ -130,6 +155,10 @@ def ingest_folder(
             continue
         if not image:
             report.skip(i, imdb_id, "missing_file", "no image named")
+            continue
+        refused = _outside(root, image)
+        if refused:
+            report.skip(i, imdb_id, *refused)
             continue
         if (imdb_id, image) in seen_pairs:
             report.skip(i, imdb_id, "duplicate_row", f"{imdb_id} {image} listed before")

@@ -31,7 +31,7 @@ def _posters(folder, n, start=0):
 
     for i in range(start, start + n):
         p = folder / f"p{i}.png"
-        Image.new("RGB", (20, 30), (i * 7 % 255, 0, 0)).save(p)
+        Image.new("RGB", (64, 96), (i * 7 % 255, 0, 0)).save(p)
         rows.append({"path": str(p), "sha256": read_poster(p)[1].sha256})
     return pd.DataFrame(rows)
 

@@ -1,17 +1,19 @@
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.images import load_rgb, read_poster
+import pipeline.ingest
+from pipeline.images import MIN_POSTER_SIDE, PosterError, load_rgb, read_poster
 from pipeline.ingest import IngestError, ingest_folder
 
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 
 
-def _jpeg(color=(200, 30, 30), size=(60, 90), mode="RGB") -> bytes:
+def _jpeg(color=(200, 30, 30), size=(90, 133), mode="RGB") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, size, color if mode == "RGB" else 0).save(buf, "JPEG")
     return buf.getvalue()
@@ -29,11 +31,11 @@ def broken_folder(tmp_path):
     img.mkdir()
     files = {
         "good.jpg": _jpeg(),
-        "gray.png": _save(Image.new("L", (40, 60), 128), "PNG"),
-        "cmyk.jpg": _save(Image.new("CMYK", (40, 60), (0, 255, 255, 0)), "JPEG"),
-        "palette.png": _save(Image.new("RGB", (40, 60), (0, 0, 255)).convert("P"), "PNG"),
-        "alpha.png": _save(Image.new("RGBA", (40, 60), (255, 0, 0, 0)), "PNG"),
-        "deep.png": _save(Image.fromarray(np.full((60, 40), 40000, dtype=np.uint16)), "PNG"),
+        "gray.png": _save(Image.new("L", (64, 96), 128), "PNG"),
+        "cmyk.jpg": _save(Image.new("CMYK", (64, 96), (0, 255, 255, 0)), "JPEG"),
+        "palette.png": _save(Image.new("RGB", (64, 96), (0, 0, 255)).convert("P"), "PNG"),
+        "alpha.png": _save(Image.new("RGBA", (64, 96), (255, 0, 0, 0)), "PNG"),
+        "deep.png": _save(Image.fromarray(np.full((96, 64), 40000, dtype=np.uint16)), "PNG"),
         "truncated.jpg": _jpeg(size=(300, 400))[:400],
         "empty.jpg": b"",
         "html.jpg": b"<html><body>429 Too Many Requests</body></html>",
@@ -116,7 +118,7 @@ def test_changed_poster_is_detected(tmp_path):
     p.write_bytes(_jpeg())
     _, info = read_poster(p)
     p.write_bytes(_jpeg((0, 0, 0)))
-    with pytest.raises(Exception, match="changed since ingest"):
+    with pytest.raises(PosterError, match="changed since ingest"):
         load_rgb(p, info.sha256)
 
 
@@ -131,6 +133,69 @@ def test_decompression_bomb_is_refused():
 
     buf = io.BytesIO()
     Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 megapixels, a few kB on disk
-    with pytest.raises(Exception) as err:
+    with pytest.raises(PosterError) as err:
         decode(buf.getvalue(), "bomb.png")
-    assert getattr(err.value, "reason", None) == "too_large"
+    assert err.value.reason == "too_large"
+
+
+def _labels(folder, images):
+    rows = ["imdb_id,title,year,genres,image"]
+    rows += [f"tt{i:07d},Film {i},2000,Drama,{image}" for i, image in enumerate(images, start=1)]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_image_paths_outside_the_folder_are_refused_unopened(tmp_path, monkeypatch):
+    folder, elsewhere = tmp_path / "posters", tmp_path / "elsewhere"
+    (folder / "images").mkdir(parents=True)
+    elsewhere.mkdir()
+    (folder / "images" / "inside.jpg").write_bytes(_jpeg())
+    (elsewhere / "real.jpg").write_bytes(_jpeg((0, 0, 200)))  # a valid image: only its place is wrong
+    (folder / "images" / "link-out.jpg").symlink_to(elsewhere / "real.jpg")
+    (folder / "images" / "link-in.jpg").symlink_to(folder / "images" / "inside.jpg")
+    _labels(folder, [
+        "images/inside.jpg",
+        "../../../etc/passwd",
+        str(elsewhere / "real.jpg"),  # absolute, outside
+        "images/link-out.jpg",  # inside the folder, pointing out
+        "images/../../elsewhere/real.jpg",
+        "images/link-in.jpg",  # a link that stays inside is fine
+        str(folder / "images" / "inside.jpg"),  # and so is an absolute path inside
+    ])
+    opened = []
+
+    def read_inside_only(path):
+        resolved = Path(path).resolve()
+        assert resolved.is_relative_to(folder.resolve()), f"ingest opened {path}"
+        opened.append(resolved)
+        return read_poster(path)
+
+    monkeypatch.setattr(pipeline.ingest, "read_poster", read_inside_only)
+    table, report = ingest_folder(folder, GENRES)
+    assert report["skipped"] == {"outside_source": 4}
+    assert set(opened) == {(folder / "images" / "inside.jpg").resolve()}
+    assert list(table["imdb_id"]) == ["tt0000001", "tt0000006", "tt0000007"]
+    details = {d["imdb_id"]: d["detail"] for d in report["skipped_rows"]}
+    assert "../../../etc/passwd" in details["tt0000002"]
+    assert "images/link-out.jpg" in details["tt0000004"] and str(elsewhere.resolve()) in details["tt0000004"]
+
+
+def test_images_smaller_than_a_poster_are_too_small(tmp_path):
+    sizes = {"thumb.png": (8, 12), "narrow.png": (MIN_POSTER_SIDE - 1, 400),
+             "smallest.png": (MIN_POSTER_SIDE, MIN_POSTER_SIDE), "real.png": (89, 132)}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(_save(Image.new("RGB", size, (90, 90, 90)), "PNG"))
+    _labels(tmp_path, list(sizes))
+    table, report = ingest_folder(tmp_path, GENRES)
+    assert report["skipped"] == {"too_small": 2}
+    assert sorted(table["image"]) == ["real.png", "smallest.png"]
+    detail = report["skipped_rows"][0]["detail"]
+    assert "thumb.png" in detail and "8x12 px" in detail and f"under {MIN_POSTER_SIDE} px" in detail
+
+
+def test_no_real_poster_is_too_small(posters_dir):
+    sizes = []
+    for p in (posters_dir / "images").iterdir():
+        with Image.open(p) as img:  # reads the header only
+            sizes.append(img.size)
+    assert len(sizes) > 1000
+    assert min(min(s) for s in sizes) >= MIN_POSTER_SIDE
