@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import all_metrics, precision_recall_curve
+from .thresholds import DecisionRule, genres_per_poster, measure
 
 
 def per_genre_table(metrics: dict) -> pd.DataFrame:
@@ -30,19 +31,36 @@ def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points
     return table
 
 
-def predictions_table(keys, imdb_ids, y_true, y_score, genres, threshold) -> pd.DataFrame:
-    threshold = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(genres),))
+def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule,
+                      product: DecisionRule | None = None) -> pd.DataFrame:
+    """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s)."""
     table = pd.DataFrame({"key": keys, "imdb_id": imdb_ids})
     for j, g in enumerate(genres):
         table[f"score_{g}"] = y_score[:, j].astype(np.float32)
-    table["true"] = ["|".join(g for g, t in zip(genres, row) if t) for row in y_true]
-    table["predicted"] = ["|".join(g for g, s, t in zip(genres, row, threshold) if s > t) for row in y_score]
+    table["true"] = _joined(genres, y_true)
+    table["predicted"] = _joined(genres, rule.apply(y_score))
+    if product is not None:
+        table["predicted_product"] = _joined(genres, product.apply(y_score))
     return table
 
 
-def evaluate_scores(y_true, y_score, genres, threshold) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    metrics = all_metrics(y_true, y_score, threshold, genres)
+def _joined(genres, y) -> list[str]:
+    return ["|".join(g for g, t in zip(genres, row) if t) for row in np.asarray(y).astype(bool)]
+
+
+def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Every metric of the paper with ``rule``'s decisions; per-genre table; PR curves."""
+    metrics = all_metrics(y_true, y_score, None, genres, y_pred=rule.apply(y_score))
     return metrics, per_genre_table(metrics), pr_curves(np.asarray(y_true), np.asarray(y_score), genres)
+
+
+def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule) -> dict:
+    """Genres per poster, true and predicted by the paper's rule, and the product rule's figures."""
+    return {
+        "genres_per_poster_true": round(genres_per_poster(y_true), 6),
+        "genres_per_poster": round(genres_per_poster(paper.apply(y_score)), 6),
+        "product_rule": measure(product, y_true, y_score),
+    }
 
 
 def decision_thresholds(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray) -> np.ndarray:
@@ -53,3 +71,10 @@ def decision_thresholds(mode: str, threshold: float, y_val: np.ndarray, s_val: n
     if mode == "global":
         return np.full(m, threshold)
     return tune_thresholds(y_val, s_val, default=threshold)
+
+
+def paper_rule(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray, genres: list[str]) -> DecisionRule:
+    """The rule of the paper's tables (eval.threshold / eval.threshold_mode), no cap."""
+    if mode == "global":
+        return DecisionRule.global_threshold(genres, threshold)
+    return DecisionRule.per_genre(genres, decision_thresholds(mode, threshold, y_val, s_val))

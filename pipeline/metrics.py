@@ -135,13 +135,17 @@ def per_genre(y_true, y_pred) -> dict[str, np.ndarray]:
     }
 
 
-def all_metrics(y_true, y_score, threshold, genres: list[str]) -> dict:
+def all_metrics(y_true, y_score, threshold, genres: list[str], y_pred=None) -> dict:
     """Every metric the paper reports, plus macro AP; per-genre results under ``per_genre``.
 
-    ``threshold`` is one number or one per genre (an array of M)."""
+    ``threshold`` is one number or one per genre (an array of M); ``y_pred``, when given,
+    are the decisions already made (``DecisionRule.apply``) and ``threshold`` is ignored.
+    Hit and AP use the scores alone."""
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
-    y_pred = (y_score > np.asarray(threshold)).astype(np.int64)  # eq. 10: strictly above tau
+    if y_pred is None:
+        y_pred = y_score > np.asarray(threshold)  # eq. 10: strictly above tau
+    y_pred = np.asarray(y_pred).astype(np.int64)
     ap = average_precision(y_true, y_score)
     out: dict = {}
     for avg in ("macro", "micro", "weighted", "samples"):

@@ -185,6 +185,10 @@ class EvalParams(_Group):
     #: ``global``: eval.threshold for every genre (eq. 10); ``per_genre``: each genre's threshold
     #: maximises its F1 on the validation split (never the test split).
     threshold_mode: Literal["global", "per_genre"] = "global"
+    #: The product's decision rule (``poster-genres predict``) is the candidate with the best of this
+    #: metric on the validation split, chosen by the train stage (pipeline/thresholds.py, choose_rule).
+    #: f1_samples scores each poster's set of genres, as a catalogue sees it.
+    rule_metric: Literal["f1_samples", "f1_macro", "f1_micro"] = "f1_samples"
 
 
 class CompareParams(_Group):

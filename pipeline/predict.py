@@ -21,6 +21,7 @@ from .features import FeatureSet, embed_images, embed_texts, ocr_texts
 from .images import PosterError, expand_paths, read_poster
 from .ocr import run_ocr
 from .params import EncoderParams, OcrParams
+from .thresholds import DecisionRule, checkpoint_rule, rule_line
 from .train import feature_tensors, load_head
 
 
@@ -33,6 +34,7 @@ class Prediction:
     path: str
     genres: list[str]
     probabilities: dict[str, float]
+    rule: str = ""  #: name of the decision rule that chose ``genres``
 
 
 def _comparable(identity: dict) -> dict:
@@ -51,11 +53,14 @@ def check_identity(kind: str, built: dict, trained: dict) -> None:
 
 def predict(
     paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
-    threshold: float | dict[str, float],
+    threshold: float | None = None, fallback_threshold: float = 0.5, notes: list[str] | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
 
-    ``threshold``: one number, or a threshold per genre (``eval/thresholds.json``)."""
+    Genres are chosen by the checkpoint's decision rule (chosen on validation when it was
+    trained); ``threshold`` instead gives the paper's rule (that threshold for every genre,
+    no cap). A checkpoint without a rule falls back to ``fallback_threshold`` (eval.threshold).
+    ``notes``, when given, receives the line naming the rule used (and the fallback note)."""
     errors: list[str] = []
     rows = []
     files = expand_paths(paths)
@@ -96,13 +101,27 @@ def predict(
     batch = feature_tensors(image, text, [r["sha256"] for r in usable])
     with torch.no_grad():
         scores = torch.sigmoid(head(batch)).numpy()
-    tau = {g: (threshold[g] if isinstance(threshold, dict) else threshold) for g in genres}
+    rule = decision_rule(ckpt, threshold, fallback_threshold, notes)
+    chosen = rule.apply(scores)
     out = [
         Prediction(
             path=r["path"],
-            genres=[g for g, s in zip(genres, row) if s > tau[g]],
-            probabilities={g: round(float(s), 6) for g, s in zip(genres, row)},
+            genres=[g for g, keep in zip(genres, row) if keep],
+            probabilities={g: round(float(s), 6) for g, s in zip(genres, srow)},
+            rule=rule.name,
         )
-        for r, row in zip(usable, scores)
+        for r, row, srow in zip(usable, chosen, scores)
     ]
     return out, errors
+
+
+def decision_rule(ckpt: dict, threshold: float | None, fallback_threshold: float,
+                  notes: list[str] | None = None) -> DecisionRule:
+    """``threshold`` for every genre when given (the paper's rule), else the checkpoint's rule."""
+    if threshold is not None:
+        rule, note = DecisionRule.global_threshold(ckpt["genres"], threshold), None
+    else:
+        rule, note = checkpoint_rule(ckpt, fallback_threshold)
+    if notes is not None:
+        notes += ([f"note: {note}"] if note else []) + [rule_line(rule, ckpt)]
+    return rule

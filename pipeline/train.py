@@ -228,6 +228,32 @@ def train_head(
     return checkpoint, curve, summary
 
 
+def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_samples",
+                         threshold: float = 0.5) -> dict:
+    """Choose the product's decision rule on the validation split and save it in ``checkpoint``.
+
+    The validation scores are those of the checkpoint's head (the best epoch), on the
+    CPU as evaluate computes them. ``checkpoint["decision_rule"]`` gets the rule,
+    ``checkpoint["decision_rule_validation"]`` the figures behind the choice (the chosen
+    rule, the paper's, every candidate: ``metric``, genres per poster predicted and
+    true), rounded, so the checkpoint stays byte-identical for the same inputs.
+    Returns the summary for ``metrics/train.json``.
+    """
+    from .thresholds import choose_rule
+
+    head = head_from_checkpoint(checkpoint, "cpu")
+    scores = predict_scores(head, val, torch.device("cpu"))
+    rule, report = choose_rule(val.labels.numpy(), scores, checkpoint["genres"], metric=metric, threshold=threshold)
+    checkpoint["decision_rule"] = rule.to_dict()
+    checkpoint["decision_rule_validation"] = report
+    chosen = report["chosen"]
+    return {"name": rule.name, "max_genres": rule.max_genres, "metric": metric,
+            "validation_score": chosen[metric], "validation_score_paper_rule": report["paper"][metric],
+            "genres_per_poster": chosen["genres_per_poster"],
+            "genres_per_poster_paper_rule": report["paper"]["genres_per_poster"],
+            "genres_per_poster_true": report["genres_per_poster_true"]}
+
+
 def make_loss(loss: LossParams, train_labels: torch.Tensor):
     return create_loss(loss.name, train_labels=train_labels, gamma_pos=loss.gamma_pos,
                        gamma_neg=loss.gamma_neg, margin=loss.margin)

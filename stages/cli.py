@@ -48,22 +48,24 @@ def predict_cmd(
     posters: List[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
     model: Path = typer.Option(Path("models/model.pt"), help="Trained checkpoint."),
     params: Path = typer.Option(Path("params.yaml"), help="Params of the run that trained the model (ocr, encoder, eval)."),
-    threshold: Optional[float] = typer.Option(None, help="Decision threshold for every genre (default: eval.*)."),
-    thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="Per-genre thresholds written by evaluate "
-                                    "(used when eval.threshold_mode is per_genre)."),
+    threshold: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="The paper's rule: this threshold for every genre, no cap (e.g. 0.5). Default: the decision rule "
+             "saved in the checkpoint (chosen on validation by train; eval.threshold for an older checkpoint)."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
-    """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped."""
+    """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
+
+    Prints the decision rule used on stderr (`rule: ...`); JSON and CSV carry its name per poster."""
     from pipeline.params import load_params
     from pipeline.predict import predict
 
     p = load_params(params, ["ocr", "encoder", "eval"])
-    tau: float | dict = p["eval"].threshold if threshold is None else threshold
-    if threshold is None and p["eval"].threshold_mode == "per_genre":
-        if not thresholds.exists():
-            raise typer.BadParameter(f"{thresholds} not found; run evaluate first (dvc repro)")
-        tau = json.loads(thresholds.read_text())["thresholds"]
-    results, errors = predict(posters, model, p["ocr"], p["encoder"], tau)
+    notes: list[str] = []
+    results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
+                              fallback_threshold=p["eval"].threshold, notes=notes)
+    for line in notes:
+        print(line, file=sys.stderr)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     if format is Format.json:
@@ -72,9 +74,9 @@ def predict_cmd(
         buf = io.StringIO()
         genres = list(results[0].probabilities) if results else []
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["path", "genres", *genres])
+        writer.writerow(["path", "genres", *genres, "rule"])
         for r in results:
-            writer.writerow([r.path, "|".join(r.genres), *(r.probabilities[g] for g in genres)])
+            writer.writerow([r.path, "|".join(r.genres), *(r.probabilities[g] for g in genres), r.rule])
         print(buf.getvalue(), end="")
     else:
         from rich.console import Console

@@ -8,10 +8,11 @@ import typer
 
 import torch
 
-from pipeline.evaluate import decision_thresholds, evaluate_scores, predictions_table
+from pipeline.evaluate import evaluate_scores, paper_rule, predictions_table, rule_figures
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_csv, write_json, write_parquet
 from pipeline.params import load_params
+from pipeline.thresholds import checkpoint_rule
 from pipeline.train import build_datasets, load_head, predict_scores
 from stages._command import command
 
@@ -27,9 +28,10 @@ def main(
     per_genre: Path = typer.Option(Path("plots/per_genre.csv"), help="Per-genre results (dvc plots)."),
     pr_curve: Path = typer.Option(Path("plots/pr_curve.csv"), help="Precision-recall curves (dvc plots)."),
     predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
-    thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="Decision threshold per genre."),
+    thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="The paper's rule's threshold per genre."),
 ) -> None:
-    """Score the test split (eval.threshold, or per-genre thresholds tuned on validation) and compute every metric."""
+    """Score the test split with the paper's rule (eval.threshold, or per-genre thresholds tuned on validation)
+    and compute every metric; beside them, genres per poster and the product rule (the checkpoint's) on test."""
     ev = load_params(params, ["eval"])["eval"]
     head, ckpt = load_head(model)
     genres = ckpt["genres"]
@@ -38,19 +40,25 @@ def main(
     test, val = datasets["test"], datasets["val"]
     device = torch.device("cpu")
     # thresholds see validation posters only, never the test split
-    tau = decision_thresholds(ev.threshold_mode, ev.threshold, val.labels.numpy(), predict_scores(head, val, device))
+    paper = paper_rule(ev.threshold_mode, ev.threshold, val.labels.numpy(), predict_scores(head, val, device), genres)
+    product, note = checkpoint_rule(ckpt, ev.threshold)
+    if note:
+        print(f"evaluate: {note}")
     scores = predict_scores(head, test, device)
     y = test.labels.numpy()
-    result, table, curves = evaluate_scores(y, scores, genres, tau)
+    result, table, curves = evaluate_scores(y, scores, genres, paper)
     rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
+    figures = rule_figures(y, scores, paper, product)
     # Per-genre results live in per_genre.csv (a plot and a table), keeping `dvc metrics show` readable.
-    write_json(metrics, rounded)
+    write_json(metrics, rounded | figures)
     write_csv(per_genre, table.round(6))
     write_csv(pr_curve, curves)
-    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, tau))
-    write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": {g: float(t) for g, t in zip(genres, tau)}})
+    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product))
+    write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": paper.to_dict()["thresholds"]})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "
-          f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}")
+          f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}; genres per poster "
+          f"{figures['genres_per_poster']:.2f} (paper's rule), {figures['product_rule']['genres_per_poster']:.2f} "
+          f"({product.name}), true {figures['genres_per_poster_true']:.2f}")
 
 
 if __name__ == "__main__":

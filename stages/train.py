@@ -10,7 +10,7 @@ import typer
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_csv, write_json
 from pipeline.params import load_params
-from pipeline.train import build_datasets, feature_dims, save_checkpoint, train_head
+from pipeline.train import attach_decision_rule, build_datasets, feature_dims, save_checkpoint, train_head
 from stages._command import command
 
 
@@ -24,19 +24,26 @@ def main(
     curve: Path = typer.Option(Path("plots/train_curve.csv"), help="Loss per epoch (dvc plots)."),
     metrics: Path = typer.Option(Path("metrics/train.json"), help="Best epoch and validation loss."),
 ) -> None:
-    """Train the head named by fusion.head with train.* and loss.* (paper defaults)."""
-    p = load_params(params, ["data", "fusion", "train", "loss"])
+    """Train the head named by fusion.head with train.* and loss.* (paper defaults); then choose the product's
+    decision rule on the validation split (eval.rule_metric) and save it in the checkpoint."""
+    p = load_params(params, ["data", "fusion", "train", "loss", "eval"])
     genres = p["data"].genres
     image, text = load_feature_pair(features)
     datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
     checkpoint, rows, summary = train_head(datasets, feature_dims(image, text), genres, p["fusion"], p["train"], p["loss"])
     checkpoint["features"] = {"image": image.identity, "text": text.identity}
+    rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
     save_checkpoint(checkpoint, model)
     write_csv(curve, pd.DataFrame(rows))
     # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
     print(f"train: {summary['epochs_run']} epochs in {summary['seconds']} s on {summary['device']}, "
           f"best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']})")
-    write_json(metrics, {k: v for k, v in summary.items() if k not in ("seconds", "device")} | info)
+    print(f"train: decision rule {rule['name']}: {rule['metric']} {rule['validation_score']:.4f} on validation "
+          f"(paper's rule {rule['validation_score_paper_rule']:.4f}), "
+          f"genres per poster {rule['genres_per_poster']:.2f} "
+          f"(paper's rule {rule['genres_per_poster_paper_rule']:.2f}, true {rule['genres_per_poster_true']:.2f})")
+    write_json(metrics, {k: v for k, v in summary.items() if k not in ("seconds", "device")} | info
+               | {"decision_rule": rule})
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ def test_metrics_present_and_finite(repo):
         assert math.isfinite(metrics[key]) and 0 <= metrics[key] <= 1, key
     train = json.loads((repo / "metrics" / "train.json").read_text())
     assert 1 <= train["best_epoch"] <= train["epochs_run"] <= 4
+    # both decision rules: the paper's (the metrics above) and the product's, chosen by train on validation
+    assert train["decision_rule"]["metric"] == "f1_samples"
+    assert metrics["product_rule"]["name"] == train["decision_rule"]["name"]
+    for key in ("genres_per_poster", "genres_per_poster_true"):
+        assert 0 <= metrics[key] <= 13
     per_genre = (repo / "plots" / "per_genre.csv").read_text().splitlines()
     assert per_genre[0].startswith("genre,") and len(per_genre) == 14
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
@@ -103,16 +108,24 @@ def test_predict_cli_json_with_a_bad_file(repo, posters_dir, tmp_path):
     for p in posters[1:]:
         shutil.copy(p, folder / p.name)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), str(folder), "--format", "json"], repo)
+    out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), str(folder), "--format", "json",
+               "--threshold", "0.5"], repo)
     result = json.loads(out.stdout)
     assert [Path(r["path"]).name for r in result] == [posters[0].name, posters[1].name, posters[2].name]
     for r in result:
         assert len(r["probabilities"]) == 13 and all(0 <= v <= 1 for v in r["probabilities"].values())
-        assert set(r["genres"]) == {g for g, v in r["probabilities"].items() if v > 0.5}
+        assert set(r["genres"]) == {g for g, v in r["probabilities"].items() if v > 0.5}  # the paper's rule
+        assert r["rule"] == "global@0.5"
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.jpg" in errors[0]
+    # by default, the decision rule the train stage saved in the checkpoint, named on stderr and per row
+    import torch
+
+    rule = torch.load(repo / "models" / "model.pt", weights_only=True)["decision_rule"]
     csv_out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), "-f", "csv"], repo)
     assert csv_out.stdout.splitlines()[0].startswith("path,genres,Action")
+    assert csv_out.stdout.splitlines()[1].endswith("," + rule["name"])
+    assert [line for line in csv_out.stderr.splitlines() if line.startswith("rule: ")]
     bad = run([sys.executable, "-m", "stages.cli", "predict", str(folder / "broken.jpg")], repo, check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
 

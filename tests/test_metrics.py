@@ -111,3 +111,105 @@ def test_per_genre_threshold_array_in_all_metrics():
     s = np.array([[0.6, 0.2], [0.3, 0.35], [0.7, 0.4]])
     out = m.all_metrics(y, s, np.array([0.5, 0.3]), ["a", "b"])
     assert out["f1_micro"] == 1.0
+
+
+# --- decision rules (pipeline/thresholds.py) --------------------------------------------------------------
+
+def test_decision_rule_caps_genres_by_margin_over_threshold():
+    from pipeline.thresholds import DecisionRule
+
+    rule = DecisionRule({"A": 0.5, "B": 0.25, "C": 0.75, "D": 0.5}, max_genres=2, name="r")
+    scores = np.array([
+        [0.9, 0.5, 0.8, 0.55],     # margins .4 .25 .05 .05 -> A, B
+        [0.4, 0.3, 0.95, 0.2],     # only B (.05) and C (.2) above: both kept
+        [0.1, 0.1, 0.1, 0.1],      # nothing above
+        [0.75, 0.5, 1.0, 0.75],    # four margins of exactly .25: the genres listed first, A and B
+        [0.5, 0.25, 0.75, 0.5],    # exactly at the threshold is not above (eq. 10)
+    ])
+    expected = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=bool)
+    np.testing.assert_array_equal(rule.apply(scores), expected)
+    uncapped = DecisionRule(rule.thresholds, None, "u")
+    np.testing.assert_array_equal(uncapped.apply(scores)[0], [1, 1, 1, 1])
+    assert DecisionRule.from_dict(rule.to_dict()) == rule
+    assert rule.describe() == "per-genre thresholds tuned on validation, at most 2 genres"
+    with pytest.raises(ValueError):
+        rule.apply(scores[:, :3])
+
+
+def _over_predicting(seed=0, n=400, m=13):
+    """Two true genres a poster; every score of a poster shifted by one offset, so that most posters have
+    most genres above 0.5 and no per-genre threshold separates them, but a poster's true genres score highest."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros((n, m), dtype=int)
+    for i in range(n):
+        y[i, rng.choice(m, 2, replace=False)] = 1
+    offset = rng.uniform(0.3, 0.7, size=(n, 1))
+    s = np.clip(offset + 0.25 * y + rng.uniform(0, 0.1, size=(n, m)), 0, 1)
+    return y, s
+
+
+def test_choose_rule_caps_genres_where_over_prediction_is_rampant():
+    from pipeline.thresholds import choose_rule
+
+    y, s = _over_predicting()
+    genres = [f"g{j}" for j in range(13)]
+    rule, report = choose_rule(y, s, genres)
+    assert report["metric"] == "f1_samples" and report["genres_per_poster_true"] == 2.0
+    assert report["paper"]["genres_per_poster"] > 5  # the paper's rule tags most genres
+    assert rule.max_genres == 2 and rule.name == "per_genre_max2"
+    assert report["chosen"]["f1_samples"] > report["paper"]["f1_samples"]
+    assert report["chosen"]["genres_per_poster"] <= 2
+    assert [c["name"] for c in report["candidates"]] == [
+        "global@0.5", "per_genre", *(f"per_genre_max{k}" for k in (5, 4, 3, 2, 1))]
+    # the metric chooses: every candidate's figure is at most the chosen one's
+    assert all(c["f1_samples"] <= report["chosen"]["f1_samples"] for c in report["candidates"])
+    for metric in ("f1_macro", "f1_micro"):
+        assert choose_rule(y, s, genres, metric=metric)[1]["metric"] == metric
+    with pytest.raises(ValueError):
+        choose_rule(y, s, genres, metric="f1_weighted")
+
+
+def test_choose_rule_keeps_the_papers_rule_where_half_is_already_best():
+    from pipeline.thresholds import choose_rule
+
+    rng = np.random.default_rng(2)
+    n, genres = 200, ["A", "B", "C", "D", "E", "F", "G", "H"]
+    y = (rng.random((n, len(genres))) < 0.5).astype(int)
+    y[:20, :7] = 1  # some posters have 7 genres: any cap of 5 or fewer loses them
+    s = np.where(y == 1, rng.uniform(0.55, 0.95, y.shape), rng.uniform(0.05, 0.45, y.shape))
+    rule, report = choose_rule(y, s, genres)
+    # per-genre thresholds measure the same here (a tie): the simpler rule, the paper's, is kept
+    assert rule.name == "global@0.5" and rule.max_genres is None
+    assert set(rule.thresholds.values()) == {0.5}
+    assert report["chosen"] == report["paper"] and report["chosen"]["f1_samples"] == 1.0
+
+
+def test_rule_metric_param_is_validated():
+    from pipeline.params import EvalParams
+
+    assert EvalParams().rule_metric == "f1_samples"
+    assert EvalParams(rule_metric="f1_macro").rule_metric == "f1_macro"
+    with pytest.raises(ValueError):
+        EvalParams(rule_metric="f1_weighted")
+
+
+def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
+    from pipeline.evaluate import evaluate_scores, predictions_table, rule_figures
+    from pipeline.thresholds import DecisionRule
+
+    y, s = _over_predicting(seed=3, n=60, m=4)
+    genres = ["A", "B", "C", "D"]
+    paper = DecisionRule.global_threshold(genres, 0.5)
+    product = DecisionRule.per_genre(genres, [0.5] * 4, max_genres=2)
+    metrics, _, _ = evaluate_scores(y, s, genres, paper)
+    assert {k: v for k, v in metrics.items() if k != "per_genre"} == {
+        k: v for k, v in m.all_metrics(y, s, 0.5, genres).items() if k != "per_genre"}
+    fig = rule_figures(y, s, paper, product)
+    assert fig["genres_per_poster_true"] == 2.0
+    assert fig["genres_per_poster"] == pytest.approx((s > 0.5).sum(1).mean(), abs=1e-6)
+    assert fig["product_rule"]["name"] == "per_genre_max2" and fig["product_rule"]["genres_per_poster"] <= 2
+    assert set(fig["product_rule"]) == {"name", "max_genres", "f1_macro", "f1_micro", "f1_samples",
+                                        "hamming_loss", "genres_per_poster"}
+    table = predictions_table([f"k{i}" for i in range(60)], [f"tt{i}" for i in range(60)], y, s, genres, paper, product)
+    assert all(len(p.split("|")) <= 2 for p in table["predicted_product"] if p)
+    assert table["predicted"].tolist() == ["|".join(g for g, v in zip(genres, row) if v > 0.5) for row in s]

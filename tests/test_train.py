@@ -6,8 +6,9 @@ import torch
 from pipeline.features import FeatureSet
 from pipeline.params import FusionParams, LossParams, TrainParams
 from pipeline.heads import create_head, head_config
-from pipeline.train import (Dataset, build_datasets, epoch_batches, feature_dims, load_head, predict_scores,
-                            save_checkpoint, train_head)
+from pipeline.thresholds import DecisionRule
+from pipeline.train import (Dataset, attach_decision_rule, build_datasets, epoch_batches, feature_dims, load_head,
+                            predict_scores, save_checkpoint, train_head)
 
 GENRES = ["A", "B", "C"]
 
@@ -55,6 +56,7 @@ def test_training_is_deterministic(data, tmp_path):
     a, ca, _ = train_head(*args)
     b, cb, _ = train_head(*args)
     assert ca == cb
+    assert attach_decision_rule(a, datasets["val"]) == attach_decision_rule(b, datasets["val"])
     save_checkpoint(a, tmp_path / "a.pt")
     save_checkpoint(b, tmp_path / "b.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
@@ -94,3 +96,108 @@ def test_predict_scores_keep_poster_order_with_length_sorted_batches():
                                  {k: v[i:i + 1] for k, v in tensors.items()}, data.labels[i:i + 1]),
                                  torch.device("cpu")) for i in range(n)])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A tiny trained head whose checkpoint carries its decision rule, as the train stage saves it."""
+    datasets, dims, _ = data
+    ckpt, _, _ = train_head(datasets, dims, GENRES, FusionParams(dim=16, heads=4), TrainParams(epochs=2), LossParams())
+    ckpt["features"] = {"image": {"x": 1}, "text": {"y": 1}}  # the identities of the data fixture
+    summary = attach_decision_rule(ckpt, datasets["val"], "f1_samples", 0.5)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_checkpoint(ckpt, path)
+    return path, ckpt, summary
+
+
+def test_checkpoint_carries_the_decision_rule_chosen_on_validation(data, trained):
+    from pipeline.thresholds import choose_rule
+
+    datasets, _, _ = data
+    path, ckpt, summary = trained
+    model, meta = load_head(path)
+    rule = DecisionRule.from_dict(meta["decision_rule"])
+    # the rule is the one choose_rule picks from the best checkpoint's validation scores
+    val = datasets["val"]
+    expected, report = choose_rule(val.labels.numpy(), predict_scores(model, val, "cpu"), GENRES)
+    assert rule == expected and rule.genres == GENRES
+    assert meta["decision_rule_validation"] == report
+    assert report["paper"]["name"] == "global@0.5"
+    assert summary["name"] == rule.name and summary["max_genres"] == rule.max_genres
+    assert summary["metric"] == "f1_samples" and summary["validation_score"] == report["chosen"]["f1_samples"]
+    assert summary["genres_per_poster_true"] == report["genres_per_poster_true"]
+
+
+def _stub_feature_pipeline(monkeypatch, datasets, posters):
+    """predict's OCR and encoders replaced by the data fixture's features of the first test posters."""
+    from types import SimpleNamespace
+
+    import pipeline.predict as pp
+    from pipeline.images import read_poster
+
+    keys = [read_poster(p)[1].sha256 for p in posters]
+    t = {k: v[: len(keys)].numpy() for k, v in datasets["test"].tensors.items()}
+    image = {"tokens": t["image_tokens"], "pooled": t["image_pooled"]}
+    text = {"tokens": t["text_tokens"], "mask": t["text_mask"], "pooled": t["text_pooled"], "has_text": t["has_text"]}
+    monkeypatch.setattr(pp, "create_image_encoder", lambda enc: SimpleNamespace(identity={"x": 1}))
+    monkeypatch.setattr(pp, "create_text_encoder", lambda enc: SimpleNamespace(identity={"y": 1}))
+    monkeypatch.setattr(pp, "run_ocr", lambda posters, ocr: (None, {"failed": []}))
+    monkeypatch.setattr(pp, "ocr_texts", lambda table, conf: None)
+    monkeypatch.setattr(pp, "embed_texts", lambda texts, enc, bs: (keys, text, {}))
+    monkeypatch.setattr(pp, "embed_images", lambda rows, enc, bs: (keys, image, {"failed": []}))
+
+
+def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, trained, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pipeline.params import EncoderParams, OcrParams
+    from pipeline.predict import predict
+
+    datasets, _, _ = data
+    _, ckpt, _ = trained
+    posters = []
+    for i in range(4):
+        posters.append(tmp_path / f"p{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (96, 64, 3), dtype=np.uint8)).save(posters[-1])
+    _stub_feature_pipeline(monkeypatch, datasets, posters)
+    # a rule no threshold reproduces: every genre is above 0, one genre a poster, the top-scoring one
+    top1 = DecisionRule.per_genre(GENRES, [0.0] * 3, max_genres=1)
+    model = tmp_path / "model.pt"
+    save_checkpoint({**ckpt, "decision_rule": top1.to_dict(), "decision_rule_validation": None}, model)
+    args = (posters, model, OcrParams(), EncoderParams())
+
+    notes: list[str] = []
+    out, errors = predict(*args, notes=notes)
+    assert errors == [] and len(out) == 4
+    for r in out:
+        assert r.rule == "per_genre_max1" and r.genres == [max(r.probabilities, key=r.probabilities.get)]
+    assert notes == ["rule: threshold 0 for every genre, at most 1 genre"]
+
+    notes = []
+    paper, _ = predict(*args, threshold=0.5, notes=notes)
+    for r in paper:
+        assert r.rule == "global@0.5" and r.genres == [g for g, p in r.probabilities.items() if p > 0.5]
+    assert notes == ["rule: threshold 0.5 for every genre, no cap (the paper's rule)"]
+    assert [r.probabilities for r in paper] == [r.probabilities for r in out]
+
+    # the train stage's own checkpoint: its rule, named with its figure on validation
+    save_checkpoint(ckpt, model)
+    notes = []
+    chosen, _ = predict(*args, notes=notes)
+    rule = DecisionRule.from_dict(ckpt["decision_rule"])
+    assert all(r.rule == rule.name for r in chosen)
+    scores = np.array([list(r.probabilities.values()) for r in chosen])
+    assert [r.genres for r in chosen] == [[g for g, keep in zip(GENRES, row) if keep] for row in rule.apply(scores)]
+    score = ckpt["decision_rule_validation"]["chosen"]["f1_samples"]
+    assert len(notes) == 1 and notes[0].startswith(f"rule: {rule.describe()} (")
+    assert notes[0].endswith(f"f1_samples {score:.2f} on validation)")
+
+    # a checkpoint from before decision rules: eval.threshold for every genre, and a note saying so
+    old = {k: v for k, v in ckpt.items() if not k.startswith("decision_rule")}
+    save_checkpoint(old, model)
+    notes = []
+    fallback, _ = predict(*args, fallback_threshold=0.3, notes=notes)
+    assert all(r.rule == "global@0.3" and r.genres == [g for g, p in r.probabilities.items() if p > 0.3]
+               for r in fallback)
+    assert notes[0].startswith("note: the checkpoint has no decision rule")
+    assert notes[1] == "rule: threshold 0.3 for every genre, no cap (the paper's rule)"
