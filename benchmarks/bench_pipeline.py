@@ -41,9 +41,9 @@ def main() -> None:
     import torch
 
     from pipeline.encoders import create_image_encoder, create_text_encoder
-    from pipeline.features import embed_images, embed_texts, ocr_texts
+    from pipeline.features import embed_images, embed_texts
     from pipeline.ingest import ingest_folder
-    from pipeline.ocr import run_ocr
+    from pipeline.ocr import ocr_texts, run_ocr
     from pipeline.params import PAPER_GENRES, EncoderParams, FusionParams, LossParams, OcrParams, TrainParams
 
     ocr_p = OcrParams()
@@ -66,7 +66,7 @@ def main() -> None:
 
     def pipeline_once(table, prefix):
         ocr_table, _ = timed(f"{prefix}ocr", lambda: run_ocr(table, ocr_p), len(table))
-        texts = ocr_texts(ocr_table, ocr_p.min_confidence)
+        texts = ocr_texts(ocr_table, ocr_p)
         timed(f"{prefix}embed_image", lambda: embed_images(table, image_enc, enc_p.batch_size), len(table))
         timed(f"{prefix}embed_text", lambda: embed_texts(texts, text_enc, enc_p.batch_size), len(table))
 
@@ -84,7 +84,7 @@ def main() -> None:
     from pipeline.train import build_datasets, feature_dims, train_head
 
     ocr_table, _ = run_ocr(bigger, ocr_p)
-    texts = ocr_texts(ocr_table, ocr_p.min_confidence)
+    texts = ocr_texts(ocr_table, ocr_p)
     ik, ia, _ = embed_images(bigger, image_enc, enc_p.batch_size)
     tk, ta, _ = embed_texts(texts, text_enc, enc_p.batch_size)
     image = FeatureSet(ik, ia, image_enc.identity, None)

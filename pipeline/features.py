@@ -29,7 +29,6 @@ from .encoders import ImageEncoder, TextEncoder
 from .errors import PipelineError
 from .images import PosterError, load_rgb
 from .io import atomic_path, sha256_bytes, write_parquet
-from .ocr import poster_text
 from .progress import progress_bar
 
 
@@ -84,15 +83,6 @@ def embed_images(
     report = {"posters": int(len(unique)), "computed": len(todo) - len(failed),
               "from_cache": int(len(unique) - len(todo)), "failed": failed}
     return keys, arrays, report
-
-
-def ocr_texts(ocr: pd.DataFrame, min_confidence: float) -> pd.DataFrame:
-    """Per poster key, the text to embed (reading order, confident lines only)."""
-    texts = [
-        poster_text(list(r.texts), [list(b) for b in r.boxes], list(r.confidences), min_confidence)
-        for r in ocr.itertuples(index=False)
-    ]
-    return pd.DataFrame({"key": ocr["key"].tolist(), "text": texts}).sort_values("key", kind="mergesort")
 
 
 def text_key(text: str) -> str:

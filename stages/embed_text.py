@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from pipeline.encoders import create_text_encoder
-from pipeline.features import embed_texts, ocr_texts, write_features
+from pipeline.features import embed_texts, write_features
+from pipeline.ocr import ocr_texts
 from pipeline.io import read_parquet, write_json
 from pipeline.params import load_params
 from stages._command import command
@@ -25,7 +26,7 @@ def main(
     p = load_params(params, ["encoder", "ocr"])
     enc = p["encoder"]
     encoder = create_text_encoder(enc)
-    texts = ocr_texts(read_parquet(ocr), p["ocr"].min_confidence)
+    texts = ocr_texts(read_parquet(ocr), p["ocr"])
     keys, arrays, rep = embed_texts(texts, encoder, enc.batch_size)
     write_features(out, index, keys, arrays, encoder.identity, {"text": texts["text"].tolist()})
     print(f"embed-text: {rep['posters']} posters, {rep['unique_texts']} unique texts "

@@ -1,4 +1,4 @@
-"""Stage ``ocr``: EasyOCR over every ingested poster -> ``features/ocr.parquet`` + report."""
+"""Stage ``ocr``: the engine named by ocr.engine over every ingested poster -> ``features/ocr.parquet`` + report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.io import read_parquet, write_json, write_parquet
-from pipeline.ocr import ocr_table_arrow, run_ocr
+from pipeline.ocr import ocr_table_arrow, read_quality, run_ocr
 from pipeline.params import load_params
 from stages._command import command
 
@@ -21,12 +21,19 @@ def main(
 ) -> None:
     """OCR the posters (cached by image sha256 + OCR settings; resumable)."""
     ocr = load_params(params, ["ocr"])["ocr"]
-    table, rep = run_ocr(read_parquet(posters), ocr)
+    table_in = read_parquet(posters)
+    table, rep = run_ocr(table_in, ocr)
     write_parquet(out, ocr_table_arrow(table))
+    # how well the posters were read: no-text share, characters, film-title recall (when titles are known)
+    rep["quality"] = read_quality(table_in, table)
     # Timings vary run to run: keep them out of the report DVC tracks.
     print(f"ocr: {rep['posters']} posters, {rep['computed']} computed in {rep['seconds']} s, "
           f"{rep['from_cache']} from cache, {len(rep['failed'])} failed")
-    rep = {k: v for k, v in rep.items() if k not in ("seconds", "posters_per_second", "computed", "from_cache")}
+    recall = rep["quality"].get("title_recall")
+    if recall:
+        print(f"ocr: title words found on {100 * recall['word_any']:.1f}% of posters (every title word on "
+              f"{100 * recall['word_all']:.1f}%), {rep['quality']['no_text']:.1%} without text")
+    rep = {k: v for k, v in rep.items() if k not in ("seconds", "posters_per_second", "computed", "from_cache", "workers")}
     write_json(report, rep)
 
 

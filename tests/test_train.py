@@ -142,7 +142,7 @@ def _stub_feature_pipeline(monkeypatch, datasets, posters):
     monkeypatch.setattr(pp, "create_image_encoder", lambda enc: SimpleNamespace(identity={"x": 1}))
     monkeypatch.setattr(pp, "create_text_encoder", lambda enc: SimpleNamespace(identity={"y": 1}))
     monkeypatch.setattr(pp, "run_ocr", lambda posters, ocr: (None, {"failed": []}))
-    monkeypatch.setattr(pp, "ocr_texts", lambda table, conf: None)
+    monkeypatch.setattr(pp, "ocr_texts", lambda table, params: None)
     monkeypatch.setattr(pp, "embed_texts", lambda texts, enc, bs: (keys, text, {}))
     monkeypatch.setattr(pp, "embed_images", lambda rows, enc, bs: (keys, image, {"failed": []}))
 
