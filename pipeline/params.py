@@ -139,6 +139,9 @@ class EncoderParams(_Group):
     #: keeps the whole poster, titles included), ``crop`` (CLIP's own centre crop,
     #: cuts top and bottom) or ``pad`` (letterbox, no distortion).
     image_fit: Literal["squash", "crop", "pad"] = "squash"
+    #: clip: the image token sequence, the class token first: ``projected`` (every token through
+    #: CLIP's projection, token 0 = the image embedding f_v) or ``unprojected`` (ViT width).
+    image_tokens: Literal["projected", "unprojected"] = "projected"
     #: Longest OCR token sequence kept (CLIP's context is 77 tokens).
     text_max_tokens: int = Field(default=77, ge=2)
     batch_size: int = Field(default=32, ge=1)

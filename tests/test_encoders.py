@@ -1,8 +1,11 @@
 import h5py
 import numpy as np
+import open_clip
 import pytest
+import torch
 
 from pipeline.encoders import EncoderError, create_image_encoder, create_text_encoder
+from pipeline.encoders.base import to_tensor
 from pipeline.features import embed_images, embed_texts, load_features, write_features
 from pipeline.images import load_rgb
 from pipeline.ingest import ingest_folder
@@ -38,8 +41,20 @@ def test_clip_tiny_random_weights_tokens(posters, allow_random_clip):
     params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu", text_max_tokens=20)
     img = create_image_encoder(params)
     out = img.encode([load_rgb(p) for p in posters["path"][:2]])
-    assert out["tokens"].shape == (2, 16, 64) and out["pooled"].shape == (2, 32)
-    assert img.identity["pretrained"] == "random"
+    # class token + 16 patches, all projected to the 32-d joint space; token 0 is the image embedding f_v
+    assert out["tokens"].shape == (2, 17, 32) and out["pooled"].shape == (2, 32)
+    np.testing.assert_allclose(out["tokens"][:, 0], out["pooled"], rtol=1e-5, atol=1e-6)
+    assert img.identity["pretrained"] == "random" and img.identity["image_tokens"] == "projected"
+    # the pooled embedding is OpenCLIP's own image embedding (same seeded random weights)
+    torch.manual_seed(0)
+    fresh = open_clip.create_model("tiny-clip-test", pretrained=None).eval()
+    x = torch.stack([to_tensor(load_rgb(p), img.size, img.mean, img.std, img.fit) for p in posters["path"][:2]])
+    np.testing.assert_allclose(fresh.encode_image(x).detach().numpy(), out["pooled"], rtol=1e-4, atol=1e-5)
+    unprojected = create_image_encoder(params.model_copy(update={"image_tokens": "unprojected"}))
+    u = unprojected.encode([load_rgb(p) for p in posters["path"][:2]])
+    assert u["tokens"].shape == (2, 17, 64)  # ViT width, class token first
+    np.testing.assert_allclose(u["tokens"][:, 0] @ unprojected.proj.numpy(), out["pooled"], rtol=1e-4, atol=1e-5)
+    assert unprojected.identity != img.identity
     txt = create_text_encoder(params)
     t = txt.encode(["HEAT AND DUST julie christie", "x"])
     assert t["tokens"].shape == (2, 20, 32) and t["pooled"].shape == (2, 32)

@@ -1,4 +1,17 @@
-"""OpenCLIP encoders (the paper's): ViT patch tokens and text token states.
+"""OpenCLIP encoders (the paper's): ViT image tokens and text token states.
+
+Image tokens (``encoder.image_tokens``): the paper's f_v is CLIP's *projected*
+image embedding, so the image token sequence starts with it:
+
+* ``projected`` (default): the class token and every patch token, all through
+  CLIP's final projection into the joint image-text space. Token 0 is exactly the
+  pooled embedding f_v the pooled baselines use; the patches are in the same space
+  (projecting every token, as dense-CLIP work does).
+* ``unprojected``: the class token and the patch tokens at the ViT's width, before
+  the projection (a linear map away from f_v; the head's alignment layer learns its
+  own).
+
+Earlier features held the patch tokens only, so the paper's head never saw f_v.
 
 ``encoder.model`` is an OpenCLIP architecture name (``ViT-B-32``) or a path to
 a model-config JSON (registered on the fly, used by the tests for a tiny
@@ -87,10 +100,19 @@ class ClipImageEncoder(ImageEncoder):
         self.device = encoder_device(params.device)
         self.model, _, (self.size, self.mean, self.std), ident = _load(params, self.device)
         self.fit = params.image_fit
-        self.model.visual.output_tokens = True
+        self.image_tokens = params.image_tokens
+        visual = self.model.visual
+        if getattr(visual, "proj", None) is None or not hasattr(visual, "output_tokens"):
+            raise EncoderError(f"encoder.model '{params.model}': image tokens need a ViT tower with a projection")
+        # The tower returns its pooled token and patch tokens *before* the projection; the projection is
+        # applied here to what encoder.image_tokens asks for (one forward pass gives both).
+        self.proj = visual.proj.detach()
+        visual.proj = None
+        visual.output_tokens = True
         self.identity = {
             "encoder": "clip", "modality": "image", **ident,
             "preprocess": {"size": self.size, "mean": list(self.mean), "std": list(self.std), "fit": self.fit},
+            "image_tokens": self.image_tokens,
             "precision": precision(self.device),
         }
 
@@ -98,8 +120,12 @@ class ClipImageEncoder(ImageEncoder):
     def encode(self, images) -> dict[str, np.ndarray]:
         x = torch.stack([to_tensor(im, self.size, self.mean, self.std, self.fit) for im in images]).to(self.device)
         with autocast(self.device):
-            pooled, tokens = self.model.visual(x)
-        return {"pooled": pooled.float().cpu().numpy(), "tokens": tokens.float().cpu().numpy()}
+            cls, patches = self.model.visual(x)  # (n, width), (n, T, width): after ln_post, before the projection
+            pooled = cls @ self.proj.to(cls.dtype)
+            sequence = torch.cat([cls[:, None, :], patches], dim=1)
+            if self.image_tokens == "projected":
+                sequence = sequence @ self.proj.to(sequence.dtype)
+        return {"pooled": pooled.float().cpu().numpy(), "tokens": sequence.float().cpu().numpy()}
 
 
 class ClipTextEncoder(TextEncoder):
