@@ -179,6 +179,9 @@ class FusionParams(_Group):
     fuse: Literal["concat", "add"] = "concat"
     dropout: float = Field(default=0.1, ge=0, lt=1)
     ffn: list[int] = Field(default_factory=lambda: [512, 128])
+    #: late head only: ``mean`` starts the blend as each genre's mean of its two branch logits;
+    #: ``random`` is the earlier blend on probabilities from a random start (pipeline/heads/late_fusion.py).
+    late_init: Literal["mean", "random"] = "mean"
 
     @model_validator(mode="after")
     def _dim_heads(self) -> "FusionParams":
@@ -230,7 +233,8 @@ class CompareParams(_Group):
     #: Methods of pipeline/methods.py to train and report (each for every seed).
     methods: list[str] = Field(default_factory=lambda: [
         "mcam", "mcam-L1", "mcam-no-smsam", "mcam-no-mcam", "mcam-L1-no-mcam", "mcam-no-mcam-no-smsam",
-        "concat", "sum", "gmu", "centralnet", "late", "linear", "naive", "image", "text"], min_length=1)
+        "concat", "sum", "gmu", "centralnet", "late", "late-random-init", "linear", "naive", "image", "text"],
+        min_length=1)
     #: Training seeds (the split stays fixed: split.seed).
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: Bootstrap resamples of the test films.

@@ -118,13 +118,18 @@ def _eval_batches(data: Dataset, batch_size: int):
 
 
 @torch.no_grad()
-def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """Sigmoid scores (n, M) for every poster of ``data``, in order."""
+def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int = 256,
+                   logits=None) -> np.ndarray:
+    """Sigmoid scores (n, M) for every poster of ``data``, in order.
+
+    ``logits(model, batch)`` picks another output than ``model(batch)`` (a branch of a
+    multi-branch head)."""
     model.eval()
     out = np.zeros((len(data), data.labels.shape[1]), dtype=np.float32)
     for idx in _eval_batches(data, batch_size):
         feats, _ = data.batch(idx, device)
-        out[idx.numpy()] = torch.sigmoid(model(feats)).float().cpu().numpy()
+        z = model(feats) if logits is None else logits(model, feats)
+        out[idx.numpy()] = torch.sigmoid(z).float().cpu().numpy()
     return out
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import typer
 
-from pipeline.compare import run_frame
+from pipeline.compare import branch_figures, run_frame
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_json, write_parquet
 from pipeline.methods import method_fusion
@@ -46,9 +46,11 @@ def main(
     frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres),
               run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres)]
     write_parquet(folder / "scores.parquet", pd.concat(frames, ignore_index=True))
+    branches = branch_figures(head, val, cpu)
     write_json(folder / "run.json", {
         "method": method, "seed": seed, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
         "best_val_loss": round(summary["best_val_loss"], 6), "parameters": summary["parameters"],
+        **({"branches": branches} if branches else {}),
     })
     # wall time varies run to run: kept apart so run.json and scores stay byte-identical
     write_json(folder / "timing.json", {"seconds": round(seconds, 2), "device": summary["device"]})

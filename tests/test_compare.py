@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compare import markdown, paired_bootstrap, run_frame, summarise
+from pipeline.compare import film_draws, holm, markdown, paired_bootstrap, run_frame, seed_averaged_f1, summarise, comparisons_in
+from pipeline.metrics import f1
 from pipeline.methods import METHODS, TABLES, method_fusion
 
 GENRES = ["A", "B", "C"]
@@ -47,9 +48,12 @@ def test_summary_and_markdown_shape():
     summary = summarise(runs, GENRES, n_boot=200)
     assert summary["methods"]["mcam"]["thresholds"] == {g: 0.5 for g in GENRES}
     assert summary["best"] == "mcam" and summary["best_baseline"] == "concat"
-    assert set(summary["bootstrap_vs_best_baseline"]) == {"mcam", "naive", "image", "text"}
+    assert {t["b"] for t in comparisons_in(summary, "head")} == {"concat", "naive", "image", "text"}
+    assert {t["a"] for t in comparisons_in(summary, "baseline")} == {"mcam", "naive", "image", "text"}
+    assert len(summary["tests"]) == 7  # mcam vs concat is one test, listed in both families
     text = markdown(summary)
-    for heading in ("Table I", "Table II", "Table III", "Table IV", "Hit ratio", "paired bootstrap"):
+    for heading in ("Table I", "Table II", "Table III", "Table IV", "Hit ratio", "Paired bootstrap", "p (Holm)",
+                    "against each ablation and baseline", "validation"):
         assert heading in text
     assert "±" in text
 
@@ -81,3 +85,60 @@ def test_per_genre_thresholds_come_from_validation_scores_only():
     assert a["methods"]["mcam"]["thresholds"] == b["methods"]["mcam"]["thresholds"]
     assert any(t != 0.5 for t in a["methods"]["mcam"]["thresholds"].values())
     assert "tuned on each run's validation scores" in markdown(a)
+
+
+def _run(method, seed, keys, groups, y, s_val, s_test):
+    return {"method": method, "seed": seed, "val": run_frame(keys, groups, "val", y, s_val, GENRES),
+            "test": run_frame(keys, groups, "test", y, s_test, GENRES), "seconds": 1.0, "epochs_run": 1}
+
+
+def test_best_baseline_is_chosen_on_validation_not_test():
+    """concat is best on test, sum on validation: the reference must be sum (no winner's curse)."""
+    y, groups, rng = _data(n_films=80)
+    keys = [f"k{i}" for i in range(len(y))]
+    good = np.clip(y * 0.8 + rng.random(y.shape) * 0.3, 0, 1)
+    poor = rng.random(y.shape)
+    runs = {"concat": [_run("concat", 0, keys, groups, y, poor, good)],
+            "sum": [_run("sum", 0, keys, groups, y, good, poor)]}
+    summary = summarise(runs, GENRES, n_boot=50)
+    assert summary["ranking"][0] == "concat"
+    assert summary["best_baseline"] == "sum"
+
+
+def test_spread_over_seeds_is_the_sample_std():
+    y, groups, rng = _data(n_films=60)
+    keys = [f"k{i}" for i in range(len(y))]
+    runs = {"concat": [_run("concat", s, keys, groups, y, rng.random(y.shape), rng.random(y.shape))
+                       for s in range(3)]}
+    summary = summarise(runs, GENRES, n_boot=10)
+    values = [f1(y, (r["test"][[f"s_{g}" for g in GENRES]].to_numpy() > 0.5).astype(int)) for r in runs["concat"]]
+    assert summary["methods"]["concat"]["std"]["f1_macro"] == pytest.approx(np.std(values, ddof=1))
+    assert np.std(values, ddof=1) > np.std(values)
+
+
+def test_holm_adjustment():
+    # sorted p: 0.01*3, 0.02*2, 0.04*1 -> 0.03, 0.04, 0.04 (kept monotone), back in input order
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm([0.01, 0.2]) == pytest.approx([0.02, 0.2])
+
+
+def test_vectorised_bootstrap_equals_resampling_the_rows():
+    y, groups, rng = _data(n_films=50)
+    preds = [(rng.random(y.shape) < 0.4).astype(int) for _ in range(2)]
+    w = film_draws(groups, n_boot=5, seed=3)
+    fast = seed_averaged_f1(y, preds, w)
+    for b in range(5):
+        rows = np.repeat(np.arange(len(y)), w[b].astype(int))
+        assert fast[b] == pytest.approx(np.mean([f1(y[rows], p[rows]) for p in preds]), abs=1e-12)
+
+
+def test_table_iii_ends_at_the_papers_linear_addition():
+    assert TABLES["III"][-1] == "sum"
+    y, groups, rng = _data(n_films=40)
+    keys = [f"k{i}" for i in range(len(y))]
+    runs = {m: [_run(m, 0, keys, groups, y, rng.random(y.shape), rng.random(y.shape))]
+            for m in ("mcam", "mcam-no-mcam-no-smsam", "sum")}
+    text = markdown(summarise(runs, GENRES, n_boot=10))
+    table_iii = text.split("## Table III")[1].split("## Table IV")[0]
+    assert "the paper's -MCAM -SMSAM" in table_iii and "linear-addition baseline" in table_iii

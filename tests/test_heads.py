@@ -140,6 +140,26 @@ def test_late_fusion_blend_does_not_train_branches():
     assert head.image[0].weight.grad is None and head.blend.weight.grad is not None
 
 
+def test_late_fusion_blend_starts_as_the_mean_of_its_branches():
+    """Before any training the ensemble is each genre's mean of its two branch logits (issue 8):
+    a random start mixed all 2M outputs and never recovered at lr 1e-4."""
+    head = make_named("late")
+    b = batch()
+    image, text = head.branch_logits(b)
+    torch.testing.assert_close(head(b), (image + text) / 2)
+
+
+def test_late_fusion_random_start_keeps_the_earlier_blend():
+    torch.manual_seed(0)
+    fusion = FusionParams(head="late", dim=16, heads=4, dropout=0.0, late_init="random")
+    head = create_head(head_config(fusion, DIMS, 3)).eval()
+    b = batch()
+    image, text = head.branch_logits(b)
+    expected = head.blend(torch.cat([torch.sigmoid(image), torch.sigmoid(text)], dim=1))
+    torch.testing.assert_close(head(b), expected)
+    assert not torch.allclose(head(b), (image + text) / 2)
+
+
 def test_naive_predicts_the_k_most_frequent_genres():
     head = make_named("naive")
     labels = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1]], dtype=torch.float32)
