@@ -107,7 +107,7 @@ class RapidOcrSettings(_Group):
 
 class OcrParams(_Group):
     #: Which engine reads the posters (``pipeline/ocr/``): ``easyocr`` | ``rapidocr``.
-    engine: Literal["easyocr", "rapidocr"] = "easyocr"
+    engine: Literal["easyocr", "rapidocr"] = "rapidocr"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)

@@ -167,7 +167,7 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
                "--predictions", str(f / "pred.parquet")], repo, **env)
     shown = json.loads(run(cli + ["features", "show", str(f)], repo).stdout)
     assert shown["image"]["identity"]["encoder"] == "clip"
-    assert shown["image"]["datasets"]["tokens"]["shape"][1:] == [16, 64]
+    assert shown["image"]["datasets"]["tokens"]["shape"][1:] == [17, 32]  # class token first, all projected
     assert math.isfinite(json.loads((f / "eval.json").read_text())["f1_micro"])
     # without the test switch, the same params refuse to run
     out = run(cli + ["embed-image", "--params", str(p), "--out", str(tmp_path / "x.h5"), "--index",
@@ -188,7 +188,7 @@ def test_comparison_pipeline_from_cached_features(repo):
                                  + ["report"]), ran
     assert not {"ocr", "embed-image", "embed-text", "ingest"} & set(ran)
     report = (repo / "compare" / "report.md").read_text()
-    for heading in ("Table I", "Table II", "Table III", "Table IV", "paired bootstrap"):
+    for heading in ("Table I", "Table II", "Table III", "Table IV", "Paired bootstrap", "p (Holm)"):
         assert heading in report
     metrics = json.loads((repo / "compare" / "metrics.json").read_text())
     assert set(metrics["methods"]) == set(params["compare"]["methods"])
@@ -222,3 +222,16 @@ def test_imdb_source_against_local_server(repo, posters_dir):
     assert report["films_listed"] == 30 and report["posters_saved"] == 30 and report["failures"] == {}
     metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     assert math.isfinite(metrics["f1_micro"]) and metrics["posters"] >= 2
+
+
+def test_ocr_engine_switch_reruns_ocr_and_downstream_only(repo):
+    """Switching engines re-reads the posters with the other engine and re-runs what reads its text;
+    the report says which engine read them and how well (film-title recall)."""
+    first = json.loads((repo / "features" / "ocr_report.json").read_text())
+    other = "easyocr" if first["engine"] == "rapidocr" else "rapidocr"
+    out = run(["dvc", "exp", "run", "-S", f"ocr.engine={other}"], repo)
+    assert sorted(ran_stages(out.stdout)) == sorted(["ocr", "embed-text", "train", "evaluate"]), out.stdout
+    report = json.loads((repo / "features" / "ocr_report.json").read_text())
+    assert report["engine"] == other and report["posters"] == first["posters"]
+    recall = report["quality"]["title_recall"]
+    assert recall["posters_with_title_words"] >= 20 and 0 < recall["substring_any"] <= 1

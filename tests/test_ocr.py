@@ -144,3 +144,21 @@ def test_read_quality_reports_no_text_and_characters():
     q = read_quality(posters, table)
     assert q["no_text"] == 0.5 and q["characters_per_poster"] == 5.5
     assert q["title_recall"]["posters_with_title_words"] == 2 and q["title_recall"]["word_all"] == 0.5
+
+
+def test_ocr_benchmark_runs_on_a_tiny_sample(posters_dir, tmp_path):
+    import json
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "ocr.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ocr.py"), "--posters", str(posters_dir),
+                           "--n", "3", "--variants", "rapidocr", "--workers", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["variant"] == "rapidocr" and row["posters"] == 3 and row["posters_per_second"] > 0
+    assert row["as_read"]["title_recall"]["posters_with_title_words"] == 3
+    assert "| rapidocr |" in proc.stdout

@@ -1,0 +1,109 @@
+"""Benchmark: OCR engines side by side on the same real posters, speed and quality in one run.
+
+For each engine / setting variant, on the same N posters that have a title word
+(deterministic sample: posters ordered by sha256 of their id), with a fresh,
+empty cache and the stage's own worker processes:
+
+* posters/s (wall clock of :func:`run_ocr`, worker start-up included);
+* film-title recall (:mod:`pipeline.ocr.quality`): share of posters where at least
+  one / every title word (4+ letters) was found, as a word of the text and as a
+  substring; on the text as read and on the text that reaches the encoder
+  (``ocr.split_words``);
+* share of posters with no text, characters per poster.
+
+    python benchmarks/bench_ocr.py --posters ../shared/posters --n 300 --out benchmarks/ocr.json
+
+``--variants`` picks rows by name (default: all). Numbers depend on the machine
+and on what else runs; the report records the CPU count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: name -> ocr params (the engine's defaults unless named)
+VARIANTS: dict[str, dict] = {
+    "easyocr": {"engine": "easyocr"},
+    "rapidocr": {"engine": "rapidocr"},
+    "rapidocr, detector side 480": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 480}},
+    "rapidocr, angle classifier on": {"engine": "rapidocr", "rapidocr": {"use_cls": True}},
+}
+
+
+def sample(posters_dir: str, n: int):
+    """N posters with a title word, in a fixed pseudo-random order (sha256 of the film id)."""
+    from pipeline.ingest import ingest_folder
+    from pipeline.ocr import title_words
+    from pipeline.params import PAPER_GENRES
+
+    table, _ = ingest_folder(posters_dir, PAPER_GENRES)
+    table = table[[bool(title_words(t)) for t in table["title"]]].drop_duplicates("sha256")
+    order = table["imdb_id"].map(lambda i: hashlib.sha256(i.encode()).hexdigest())
+    return table.assign(_o=order).sort_values("_o", kind="mergesort").head(n).drop(columns="_o")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posters", default="../shared/posters", help="poster folder (labels.csv + images)")
+    ap.add_argument("--n", type=int, default=300, help="posters (each with a title word)")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help=f"rows to run, of {list(VARIANTS)}")
+    ap.add_argument("--workers", type=int, default=None, help="ocr.workers (default: one per core)")
+    ap.add_argument("--out", default=None, help="write the report as JSON here")
+    args = ap.parse_args()
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+
+    from pipeline.cache import RecordCache
+    from pipeline.ocr import ocr_identity, read_quality, run_ocr, splits_words
+    from pipeline.params import OcrParams
+
+    posters = sample(args.posters, args.n)
+    rows = []
+    for name in args.variants:
+        params = OcrParams(**VARIANTS[name], workers=args.workers)
+        with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
+            cache = RecordCache("ocr", ocr_identity(params), root=tmp)
+            t0 = time.perf_counter()
+            table, report = run_ocr(posters, params, cache)
+            seconds = time.perf_counter() - t0
+        row = {
+            "variant": name, "posters": len(posters), "failed": len(report["failed"]), "workers": report["workers"],
+            "seconds": round(seconds, 1), "posters_per_second": round(len(posters) / seconds, 3),
+            "as_read": read_quality(posters, table),
+            "to_encoder": read_quality(posters, table, splits_words(params)),
+            "split_words": splits_words(params),
+        }
+        rows.append(row)
+        r, e = row["as_read"]["title_recall"], row["to_encoder"]["title_recall"]
+        print(f"{name}: {row['posters_per_second']:.2f} posters/s; title word found (word) any {r['word_any']:.1%} "
+              f"all {r['word_all']:.1%}, to encoder any {e['word_any']:.1%} all {e['word_all']:.1%}; "
+              f"no text {row['as_read']['no_text']:.1%}, {row['as_read']['characters_per_poster']} chars", flush=True)
+    out = {"cpus": os.cpu_count(), "posters": len(posters), "rows": rows}
+    print(markdown(out))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def markdown(report: dict) -> str:
+    lines = ["| engine, settings | posters/s | title word: any / all (as read) | any / all (to encoder) "
+             "| substring any / all | no text | chars/poster |", "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        a, e = r["as_read"]["title_recall"], r["to_encoder"]["title_recall"]
+        lines.append(f"| {r['variant']} | {r['posters_per_second']:.2f} | {a['word_any']:.1%} / {a['word_all']:.1%} "
+                     f"| {e['word_any']:.1%} / {e['word_all']:.1%} | {a['substring_any']:.1%} / "
+                     f"{a['substring_all']:.1%} | {r['as_read']['no_text']:.1%} | {r['as_read']['characters_per_poster']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
