@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import typer
 
-from pipeline.compare import branch_figures, run_frame
+from pipeline.runs import branch_figures, run_frame
 from pipeline.features import load_feature_pair
 from pipeline.io import read_parquet, write_json, write_parquet
 from pipeline.methods import method_fusion

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compare import film_draws, holm, markdown, paired_bootstrap, run_frame, seed_averaged_f1, summarise, comparisons_in
+from pipeline.compare import comparisons_in, film_draws, holm, markdown, paired_bootstrap, seed_averaged_f1, summarise
+from pipeline.runs import run_frame
 from pipeline.metrics import f1
 from pipeline.methods import METHODS, TABLES, method_fusion
 

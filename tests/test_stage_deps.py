@@ -101,6 +101,16 @@ def test_stage_depends_on_all_its_code(stage: dict) -> None:
 
 
 @pytest.mark.parametrize("stage", stages())
+def test_stage_depends_on_no_code_it_does_not_run(stage: dict) -> None:
+    """A code dep the stage never imports re-runs it (and all after it) for nothing when edited."""
+    module = re.match(r"\s*python\s+-m\s+(stages\.\w+)", stage["cmd"]).group(1)
+    used = [p.relative_to(ROOT) for p in imported_files(module)]
+    unused = [dep for dep in code_deps(stage)
+              if not any(rel == Path(dep) or Path(dep) in rel.parents for rel in used)]
+    assert not unused, f"{module} never imports these deps: {unused}"
+
+
+@pytest.mark.parametrize("stage", stages())
 def test_stage_code_deps_exist(stage: dict) -> None:
     stale = [dep for dep in code_deps(stage) if not (ROOT / dep).exists()]
     assert not stale, f"deps that no longer exist: {stale}"
