@@ -74,4 +74,4 @@ class Reader:
             detail=1,
             paragraph=False,
         )
-        return record([r[0] for r in result], [r[1] for r in result], [r[2] for r in result])
+        return record(result)

@@ -66,12 +66,14 @@ def create_reader(params: OcrParams, threads: int | None = None) -> Reader:
     return _engine(params.engine).Reader(params, threads)
 
 
-def record(boxes, texts, confidences) -> dict[str, list]:
-    """The common record from parallel lists; boxes as 4 (x, y) points in any numeric type."""
+def record(lines) -> dict[str, list]:
+    """The common record from an engine's ``(box, text, confidence)`` lines (both engines return
+    that triple); boxes as 4 (x, y) points in any numeric type."""
+    lines = list(lines or [])
     return {
-        "texts": [str(t) for t in texts],
-        "confidences": [float(c) for c in confidences],
-        "boxes": [[int(round(float(v))) for pt in box for v in pt] for box in boxes],
+        "texts": [str(text) for _, text, _ in lines],
+        "confidences": [float(conf) for _, _, conf in lines],
+        "boxes": [[int(round(float(v))) for pt in box for v in pt] for box, _, _ in lines],
     }
 
 

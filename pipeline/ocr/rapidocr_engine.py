@@ -69,5 +69,4 @@ class Reader:
         bgr = np.ascontiguousarray(rgb_array(image)[:, :, ::-1])
         s = self.settings
         result, _ = self.engine(bgr, box_thresh=s.box_thresh, unclip_ratio=s.unclip_ratio, text_score=s.text_score)
-        result = result or []
-        return record([r[0] for r in result], [r[1] for r in result], [r[2] for r in result])
+        return record(result)
