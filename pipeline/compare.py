@@ -209,6 +209,115 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "test_films": int(len(np.unique(groups))) if groups is not None else 0}
 
 
+def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float):
+    """Test labels, film ids and each seed's 0/1 predictions of one method (thresholds from validation)."""
+    preds = []
+    for r in rs:
+        y_val, s_val = _arrays(r["val"], genres)
+        y, s = _arrays(r["test"], genres)
+        preds.append((s > decision_thresholds(threshold_mode, threshold, y_val, s_val)).astype(np.int64))
+    return y, rs[0]["test"]["imdb_id"].to_numpy(), rs[0]["test"]["key"].to_numpy(), preds
+
+
+def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], genres: list[str],
+                labels: tuple[str, str] = ("A", "B"), reference: str = "image", n_boot: int = 2000,
+                threshold_mode: str = "global", threshold: float = 0.5,
+                methods: list[str] | None = None) -> dict[str, Any]:
+    """Two comparisons that differ in one upstream choice (e.g. the OCR engine), method by method.
+
+    For every method in both (and with the same seeds): the difference in seed-averaged test macro
+    F1, A - B; and for every method but ``reference`` (image only: the text's contribution), its gain
+    over ``reference`` within A, within B, and the difference of those gains. All are paired film
+    bootstraps on the *same* draws (both comparisons must have the same test posters), and every
+    p-value is Holm-adjusted over all the tests made here together, so ``methods`` (default: every
+    method in both) should name only the ones the question needs.
+    """
+    from .errors import PipelineError
+
+    if methods:
+        unknown = [m for m in methods if m not in runs_a or m not in runs_b]
+        if unknown:
+            raise PipelineError(f"methods not in both comparisons: {', '.join(unknown)}")
+        if reference not in methods and reference in runs_a and reference in runs_b:
+            methods = [*methods, reference]
+    common = [m for m in (methods or runs_a) if m in runs_a and m in runs_b]
+    if not common:
+        raise PipelineError(f"no method in both comparisons ({labels[0]}: {sorted(runs_a)}; {labels[1]}: {sorted(runs_b)})")
+    for m in common:
+        if [r["seed"] for r in runs_a[m]] != [r["seed"] for r in runs_b[m]]:
+            raise PipelineError(f"method {m}: seeds differ between {labels[0]} and {labels[1]}")
+    pred = {side: {m: _test_predictions(runs[m], genres, threshold_mode, threshold) for m in common}
+            for side, runs in (("a", runs_a), ("b", runs_b))}
+    y, groups, keys, _ = pred["a"][common[0]]
+    for side in ("a", "b"):
+        for m in common:
+            if not (np.array_equal(pred[side][m][2], keys) and np.array_equal(pred[side][m][0], y)):
+                raise PipelineError(f"method {m}: the test posters differ between {labels[0]} and {labels[1]}; "
+                                    "the two comparisons must share posters and split")
+    ones = np.ones((1, len(y)))
+    w = film_draws(groups, n_boot)
+    observed = {(side, m): seed_averaged_f1(y, pred[side][m][3], ones)[0] for side in ("a", "b") for m in common}
+    stats = {(side, m): seed_averaged_f1(y, pred[side][m][3], w) for side in ("a", "b") for m in common}
+    tests: list[dict[str, Any]] = []
+    for m in common:
+        d = ("a", m), ("b", m)
+        tests.append({"kind": "method", "method": m,
+                      **paired_test(observed[d[0]] - observed[d[1]], stats[d[0]] - stats[d[1]])})
+    if reference in common:
+        for m in common:
+            if m == reference:
+                continue
+            gain = {side: (observed[(side, m)] - observed[(side, reference)], stats[(side, m)] - stats[(side, reference)])
+                    for side in ("a", "b")}
+            for side in ("a", "b"):
+                tests.append({"kind": f"gain_{side}", "method": m, **paired_test(*gain[side])})
+            tests.append({"kind": "gain_diff", "method": m,
+                          **paired_test(gain["a"][0] - gain["b"][0], gain["a"][1] - gain["b"][1])})
+    for t, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
+        t["p_holm"] = adjusted
+    return {"labels": list(labels), "reference": reference, "methods": common, "threshold_mode": threshold_mode,
+            "threshold": threshold, "test_posters": int(len(y)), "test_films": int(len(np.unique(groups))),
+            # the smallest p any test can reach after Holm: 2 / (n_boot + 1) times the number of tests
+            "min_p_holm": float(min(1.0, 2 / (n_boot + 1) * len(tests))),
+            "f1_macro": {side: {m: float(observed[(side, m)]) for m in common} for side in ("a", "b")},
+            "tests": tests}
+
+
+def compare_two_markdown(result: dict) -> str:
+    """The two-comparison report: per method A vs B, and the reference gain within each and its change."""
+    a, b = result["labels"]
+    label = lambda m: METHODS.get(m, {}).get("label", m)  # noqa: E731
+    ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
+    sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
+    by = {(t["kind"], t["method"]): t for t in result["tests"]}
+    rule = (f"threshold {result['threshold']} for every genre" if result["threshold_mode"] == "global"
+            else "per-genre thresholds tuned on each run's validation scores")
+    lines = [f"# {a} against {b}", "",
+             f"Test split: {result['test_posters']} posters of {result['test_films']} films; seed-averaged macro F1 "
+             f"in points, {rule}. Δ with its 95% paired film-bootstrap interval (the same draws for every test); "
+             f"p (Holm) is adjusted over all {len(result['tests'])} tests here, * = below 0.05.", ""]
+    if result["min_p_holm"] >= 0.05:
+        lines += [f"**No test here can reach p (Holm) < 0.05**: with these bootstrap draws the smallest adjusted p is "
+                  f"{result['min_p_holm']:.3f}. Raise compare.bootstrap or compare fewer methods.", ""]
+    lines += [f"## Each method: {a} - {b}", "",
+              f"| method | F_m {a} | F_m {b} | Δ [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|"]
+    for m in result["methods"]:
+        t = by[("method", m)]
+        lines.append(f"| {label(m)} | {100 * result['f1_macro']['a'][m]:.2f} | {100 * result['f1_macro']['b'][m]:.2f} "
+                     f"| {ci(t)} | {t['p_value']:.4f} | {sig(t)} |")
+    ref = result["reference"]
+    gains = [m for m in result["methods"] if ("gain_diff", m) in by]
+    if gains:
+        lines += ["", f"## Gain over {label(ref)}, within each", "",
+                  f"| method | gain with {a} [95% CI], p (Holm) | gain with {b} [95% CI], p (Holm) "
+                  f"| change of gain [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|"]
+        for m in gains:
+            ga, gb, gd = by[("gain_a", m)], by[("gain_b", m)], by[("gain_diff", m)]
+            lines.append(f"| {label(m)} | {ci(ga)}, {sig(ga)} | {ci(gb)}, {sig(gb)} | {ci(gd)} | {gd['p_value']:.4f} "
+                         f"| {sig(gd)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _rules_summary(rules: list[dict]) -> dict[str, Any]:
     """Paper's rule vs product rule on test, mean over seeds; the product rules chosen, per seed."""
     keys = ("f1_macro", "f1_samples", "hamming_loss", "genres_per_poster")

@@ -91,6 +91,46 @@ def predict_cmd(
         raise typer.Exit(1)
 
 
+class ThresholdMode(str, Enum):
+    global_ = "global"
+    per_genre = "per_genre"
+
+
+@app.command("compare-two")
+@command
+def compare_two_cmd(
+    runs_a: Path = typer.Argument(..., help="compare/runs folder of the first comparison (e.g. the new OCR engine)."),
+    runs_b: Path = typer.Argument(..., help="compare/runs folder of the second, same posters and split."),
+    labels: tuple[str, str] = typer.Option(("A", "B"), help="Names of the two comparisons in the report."),
+    reference: str = typer.Option("image", help="Method whose gain every other method is measured over, in both."),
+    method: Optional[List[str]] = typer.Option(None, help="Compare only these methods (repeat the option; the "
+                                               "reference is added). Default: every method in both."),
+    threshold_mode: Optional[ThresholdMode] = typer.Option(None, help="Default: eval.threshold_mode of the params."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params (data.genres, compare.bootstrap, eval)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the report here (.md) and its figures (.json beside)."),
+) -> None:
+    """Two comparisons that differ in one upstream choice (OCR engine, encoder), method by method.
+
+    Paired film bootstrap of seed-averaged test macro F1: each method A - B, and each method's gain over REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
+    from pipeline.compare import compare_two, compare_two_markdown, load_runs
+    from pipeline.errors import PipelineError
+    from pipeline.io import write_json, write_text
+    from pipeline.params import load_params
+
+    p = load_params(params, ["data", "compare", "eval"])
+    mode = threshold_mode.value if threshold_mode else p["eval"].threshold_mode
+    for folder in (runs_a, runs_b):
+        if not any(folder.glob("*/seed*/run.json")):
+            raise PipelineError(f"{folder}: no comparison runs (method/seedN/run.json) there; run the comparison first")
+    result = compare_two(load_runs(runs_a), load_runs(runs_b), p["data"].genres, labels, reference,
+                         p["compare"].bootstrap, mode, p["eval"].threshold, method or None)
+    text = compare_two_markdown(result)
+    if out is not None:
+        write_text(out, text)
+        write_json(out.with_suffix(".json"), result)
+    print(text, end="")
+
+
 features_app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

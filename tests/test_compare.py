@@ -2,7 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compare import comparisons_in, film_draws, holm, markdown, paired_bootstrap, seed_averaged_f1, summarise
+from pipeline.compare import (
+    comparisons_in, compare_two, compare_two_markdown, film_draws, holm, markdown, paired_bootstrap, seed_averaged_f1,
+    summarise,
+)
+from pipeline.errors import PipelineError
 from pipeline.runs import run_frame
 from pipeline.metrics import f1
 from pipeline.methods import METHODS, TABLES, method_fusion
@@ -158,3 +162,92 @@ def test_report_measures_the_product_rule_on_test():
     assert r["product"]["genres_per_poster"] < 2.0 and r["product"]["f1_samples"] > r["paper"]["f1_samples"]
     assert r["chosen"][0] != "global@0.5"
     assert "## Decision rules on test" in markdown(summary)
+
+
+def _comparison(y, groups, keys, rng, noise):
+    """method -> runs of a fake comparison; ``noise`` per method (less noise = better scores)."""
+    out = {}
+    for m, n in noise.items():
+        out[m] = []
+        for seed in (0, 1):
+            s = np.clip(y * (1 - n) + rng.random(y.shape) * n, 0, 1)
+            out[m].append(_run(m, seed, keys, groups, y, s, s))
+    return out
+
+
+def test_compare_two_pairs_methods_and_gains_over_the_reference():
+    """Better text in A: text-using methods gain over image within A, not within B, and the tests say so."""
+    y, groups, rng = _data(n_films=150)
+    keys = [f"k{i}" for i in range(len(y))]
+    a = _comparison(y, groups, keys, rng, {"image": 0.8, "concat": 0.3, "text": 0.5})
+    b = _comparison(y, groups, keys, rng, {"image": 0.8, "concat": 0.8, "text": 0.95})
+    b["image"] = a["image"]  # image only reads no text: the same runs in both
+    out = compare_two(a, b, GENRES, ("new", "old"), n_boot=1000)  # Holm x9 needs p < 1/180
+    by = {(t["kind"], t["method"]): t for t in out["tests"]}
+    assert by[("method", "image")]["diff"] == 0.0 and by[("method", "image")]["p_holm"] > 0.5
+    assert by[("method", "concat")]["diff"] > 0.05 and by[("method", "concat")]["p_holm"] < 0.05
+    assert by[("gain_a", "concat")]["ci_low"] > 0 and by[("gain_diff", "concat")]["p_holm"] < 0.05
+    assert abs(by[("gain_b", "concat")]["diff"]) < 0.05
+    # every test is in the one Holm family, and the report names both sides
+    assert len(out["tests"]) == 3 + 2 * 3 and all(t["p_holm"] >= t["p_value"] for t in out["tests"])
+    text = compare_two_markdown(out)
+    assert "new - old" in text and "Gain over Image only" in text
+
+
+def test_compare_two_refuses_different_test_posters():
+    y, groups, rng = _data(n_films=40)
+    keys = [f"k{i}" for i in range(len(y))]
+    a = _comparison(y, groups, keys, rng, {"image": 0.5})
+    b = _comparison(y, groups, [f"other{i}" for i in range(len(y))], rng, {"image": 0.5})
+    with pytest.raises(PipelineError, match="test posters differ"):
+        compare_two(a, b, GENRES)
+    with pytest.raises(PipelineError, match="no method in both"):
+        compare_two(a, {}, GENRES)
+
+
+def test_compare_two_restricts_to_named_methods_and_keeps_the_reference():
+    y, groups, rng = _data(n_films=40)
+    keys = [f"k{i}" for i in range(len(y))]
+    a = _comparison(y, groups, keys, rng, {"image": 0.5, "concat": 0.4, "text": 0.6})
+    out = compare_two(a, a, GENRES, n_boot=100, methods=["concat"])
+    assert out["methods"] == ["concat", "image"] and len(out["tests"]) == 2 + 3
+    assert out["min_p_holm"] == pytest.approx(2 / 101 * 5)
+    assert "No test here can reach" in compare_two_markdown(out)
+    with pytest.raises(PipelineError, match="not in both comparisons: gmu"):
+        compare_two(a, a, GENRES, methods=["gmu"])
+
+
+def _write_comparison(folder, runs):
+    """Runs as the compare stage writes them: method/seedN/{scores.parquet, run.json}."""
+    import json
+
+    for method, rs in runs.items():
+        for r in rs:
+            d = folder / method / f"seed{r['seed']}"
+            d.mkdir(parents=True)
+            pd.concat([r["val"], r["test"]], ignore_index=True).to_parquet(d / "scores.parquet")
+            (d / "run.json").write_text(json.dumps({"method": method, "seed": r["seed"], "epochs_run": 1}))
+
+
+def test_compare_two_command_writes_the_report(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from stages.cli import app
+
+    y, groups, rng = _data(n_films=60)
+    keys = [f"k{i}" for i in range(len(y))]
+    _write_comparison(tmp_path / "a", _comparison(y, groups, keys, rng, {"image": 0.8, "concat": 0.3}))
+    _write_comparison(tmp_path / "b", _comparison(y, groups, keys, rng, {"image": 0.8, "concat": 0.8}))
+    params = yaml.safe_load(open("params.yaml"))
+    params["data"]["genres"] = GENRES
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = ["compare-two", str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "new", "old",
+            "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "two.md")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "two.md").read_text() == result.output and "## Each method: new - old" in result.output
+    assert {t["kind"] for t in yaml.safe_load((tmp_path / "two.json").read_text())["tests"]} == {
+        "method", "gain_a", "gain_b", "gain_diff"}
+    missing = CliRunner().invoke(app, [*args[:2], str(tmp_path / "nowhere"), *args[3:]])
+    assert missing.exit_code != 0 and "nowhere: no comparison runs" in missing.output
