@@ -5,10 +5,13 @@ setup:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -e ".[dev]"
 
+lint:
+	$(VENV)/bin/ruff check .
+
 test:
 	$(VENV)/bin/python -m pytest
 
 bench:
 	$(VENV)/bin/python benchmarks/bench_pipeline.py --out benchmarks/last.json
 
-.PHONY: setup test bench
+.PHONY: setup lint test bench

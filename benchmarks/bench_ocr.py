@@ -5,7 +5,7 @@ For each engine / setting variant, on the same N posters that have a title word
 empty cache and the stage's own worker processes:
 
 * posters/s (wall clock of :func:`run_ocr`, worker start-up included);
-* film-title recall (:mod:`pipeline.ocr.quality`): share of posters where at least
+* film-title recall (:mod:`pipeline.features.ocr.quality`): share of posters where at least
   one / every title word (4+ letters) was found, as a word of the text and as a
   substring; on the text as read and on the text that reaches the encoder
   (``ocr.split_words``);
@@ -41,9 +41,9 @@ VARIANTS: dict[str, dict] = {
 
 def sample(posters_dir: str, n: int):
     """N posters with a title word, in a fixed pseudo-random order (sha256 of the film id)."""
-    from pipeline.ingest import ingest_folder
-    from pipeline.ocr import title_words
-    from pipeline.params import PAPER_GENRES
+    from pipeline.core.params import PAPER_GENRES
+    from pipeline.data.ingest import ingest_folder
+    from pipeline.features.ocr import title_words
 
     table, _ = ingest_folder(posters_dir, PAPER_GENRES)
     table = table[[bool(title_words(t)) for t in table["title"]]].drop_duplicates("sha256")
@@ -63,9 +63,9 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    from pipeline.cache import RecordCache
-    from pipeline.ocr import ocr_identity, read_quality, run_ocr, splits_words
-    from pipeline.params import OcrParams
+    from pipeline.core.params import OcrParams
+    from pipeline.features.cache import RecordCache
+    from pipeline.features.ocr import ocr_identity, read_quality, run_ocr, splits_words
 
     posters = sample(args.posters, args.n)
     rows = []
@@ -101,7 +101,8 @@ def markdown(report: dict) -> str:
         a, e = r["as_read"]["title_recall"], r["to_encoder"]["title_recall"]
         lines.append(f"| {r['variant']} | {r['posters_per_second']:.2f} | {a['word_any']:.1%} / {a['word_all']:.1%} "
                      f"| {e['word_any']:.1%} / {e['word_all']:.1%} | {a['substring_any']:.1%} / "
-                     f"{a['substring_all']:.1%} | {r['as_read']['no_text']:.1%} | {r['as_read']['characters_per_poster']} |")
+                     f"{a['substring_all']:.1%} | {r['as_read']['no_text']:.1%} | "
+                     f"{r['as_read']['characters_per_poster']} |")
     return "\n".join(lines)
 
 

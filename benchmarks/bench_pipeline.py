@@ -40,11 +40,18 @@ def main() -> None:
     os.environ["POSTER_GENRES_CACHE"] = tempfile.mkdtemp(prefix="bench-cache-")
     import torch
 
-    from pipeline.encoders import create_image_encoder, create_text_encoder
-    from pipeline.features import embed_images, embed_texts
-    from pipeline.ingest import ingest_folder
-    from pipeline.ocr import ocr_texts, run_ocr
-    from pipeline.params import PAPER_GENRES, EncoderParams, FusionParams, LossParams, OcrParams, TrainParams
+    from pipeline.core.params import (
+        PAPER_GENRES,
+        EncoderParams,
+        FusionParams,
+        LossParams,
+        OcrParams,
+        TrainParams,
+    )
+    from pipeline.data.ingest import ingest_folder
+    from pipeline.features.encoders import create_image_encoder, create_text_encoder
+    from pipeline.features.ocr import ocr_texts, run_ocr
+    from pipeline.features.store import embed_images, embed_texts
 
     ocr_p = OcrParams()
     enc_p = EncoderParams(name=args.encoder)
@@ -55,8 +62,10 @@ def main() -> None:
         t0 = time.perf_counter()
         out = fn()
         s = time.perf_counter() - t0
-        report[name] = {"seconds": round(s, 3), "posters": count, "posters_per_second": round(count / s, 2) if s else None}
-        print(f"{name:28s} {count:5d} posters {s:8.2f} s  {count / s if s else float('inf'):8.2f} posters/s", flush=True)
+        report[name] = {"seconds": round(s, 3), "posters": count,
+                        "posters_per_second": round(count / s, 2) if s else None}
+        rate = count / s if s else float("inf")
+        print(f"{name:28s} {count:5d} posters {s:8.2f} s  {rate:8.2f} posters/s", flush=True)
         return out
 
     t0 = time.perf_counter()
@@ -79,9 +88,10 @@ def main() -> None:
     report["incremental_total_seconds"] = round(time.perf_counter() - t0, 2)
 
     # training cost per epoch on these features
-    from pipeline.features import FeatureSet
-    from pipeline.split import split_films
-    from pipeline.train import build_datasets, feature_dims, train_head
+    from pipeline.data.split import split_films
+    from pipeline.features.store import FeatureSet
+    from pipeline.models.datasets import build_datasets, feature_dims
+    from pipeline.models.train import train_head
 
     ocr_table, _ = run_ocr(bigger, ocr_p)
     texts = ocr_texts(ocr_table, ocr_p)

@@ -28,9 +28,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from pipeline.params import PAPER_GENRES
-    from pipeline.polite_http import PoliteClient
-    from pipeline.scrape import ScrapeSettings, scrape
+    from pipeline.core.params import PAPER_GENRES
+    from pipeline.data.imdb.polite_http import PoliteClient
+    from pipeline.data.imdb.scrape import ScrapeSettings, scrape
     from tests.http_fixture import LocalServer
     from tests.imdb_fixture import serve_films
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def command(fn: Callable) -> Callable:

@@ -11,7 +11,6 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -45,10 +44,11 @@ class Format(str, Enum):
 @app.command("predict")
 @command
 def predict_cmd(
-    posters: List[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
+    posters: list[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
     model: Path = typer.Option(Path("models/model.pt"), help="Trained checkpoint."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params of the run that trained the model (ocr, encoder, eval)."),
-    threshold: Optional[float] = typer.Option(
+    params: Path = typer.Option(Path("params.yaml"),
+                                help="Params of the run that trained the model (ocr, encoder, eval)."),
+    threshold: float | None = typer.Option(
         None, min=0.0, max=1.0,
         help="The paper's rule: this threshold for every genre, no cap (e.g. 0.5). Default: the decision rule "
              "saved in the checkpoint (chosen on validation by train; eval.threshold for an older checkpoint)."),
@@ -57,8 +57,8 @@ def predict_cmd(
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
 
     Prints the decision rule used on stderr (`rule: ...`); JSON and CSV carry its name per poster."""
-    from pipeline.params import load_params
-    from pipeline.predict import predict
+    from pipeline.core.params import load_params
+    from pipeline.models.predict import predict
 
     p = load_params(params, ["ocr", "encoder", "eval"])
     notes: list[str] = []
@@ -103,19 +103,20 @@ def compare_two_cmd(
     runs_b: Path = typer.Argument(..., help="compare/runs folder of the second, same posters and split."),
     labels: tuple[str, str] = typer.Option(("A", "B"), help="Names of the two comparisons in the report."),
     reference: str = typer.Option("image", help="Method whose gain every other method is measured over, in both."),
-    method: Optional[List[str]] = typer.Option(None, help="Compare only these methods (repeat the option; the "
+    method: list[str] | None = typer.Option(None, help="Compare only these methods (repeat the option; the "
                                                "reference is added). Default: every method in both."),
-    threshold_mode: Optional[ThresholdMode] = typer.Option(None, help="Default: eval.threshold_mode of the params."),
+    threshold_mode: ThresholdMode | None = typer.Option(None, help="Default: eval.threshold_mode of the params."),
     params: Path = typer.Option(Path("params.yaml"), help="Params (data.genres, compare.bootstrap, eval)."),
-    out: Optional[Path] = typer.Option(None, help="Also write the report here (.md) and its figures (.json beside)."),
+    out: Path | None = typer.Option(None, help="Also write the report here (.md) and its figures (.json beside)."),
 ) -> None:
     """Two comparisons that differ in one upstream choice (OCR engine, encoder), method by method.
 
-    Paired film bootstrap of seed-averaged test macro F1: each method A - B, and each method's gain over REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
-    from pipeline.compare import compare_two, compare_two_markdown, load_runs
-    from pipeline.errors import PipelineError
-    from pipeline.io import write_json, write_text
-    from pipeline.params import load_params
+    Paired film bootstrap of seed-averaged test macro F1: each method A - B, and each method's gain over
+    REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.io import write_json, write_text
+    from pipeline.core.params import load_params
+    from pipeline.evaluation.compare import compare_two, compare_two_markdown, load_runs
 
     p = load_params(params, ["data", "compare", "eval"])
     mode = threshold_mode.value if threshold_mode else p["eval"].threshold_mode
@@ -141,8 +142,8 @@ def features_show(
     folder: Path = typer.Argument(Path("features"), help="Folder with image.h5 / text.h5."),
 ) -> None:
     """Shapes, dtypes and encoder identity of the feature files, and OCR coverage."""
-    from pipeline.features import describe_features
-    from pipeline.io import read_parquet
+    from pipeline.core.io import read_parquet
+    from pipeline.features.store import describe_features
 
     out = {}
     for name in ("image", "text"):
@@ -159,7 +160,7 @@ def features_show(
 @command
 def features_cache() -> None:
     """What the content-addressed cache holds: one entry per identity (kind, parts, bytes)."""
-    from pipeline.cache import describe
+    from pipeline.features.cache import describe
 
     print(json.dumps(describe(), indent=2))
 
@@ -172,7 +173,7 @@ def features_text(
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table."),
 ) -> None:
     """The OCR lines (with confidences) and embedded text of one poster."""
-    from pipeline.io import read_parquet
+    from pipeline.core.io import read_parquet
 
     table = read_parquet(posters)
     match = table[(table["imdb_id"] == key) | table["sha256"].str.startswith(key)]

@@ -10,18 +10,20 @@ import pandas as pd
 import torch
 import typer
 
-from pipeline.runs import branch_figures, run_frame
-from pipeline.features import load_feature_pair
-from pipeline.io import read_parquet, write_json, write_parquet
-from pipeline.methods import method_fusion
-from pipeline.params import FusionParams, load_params
-from pipeline.train import build_datasets, feature_dims, head_from_checkpoint, predict_scores, train_head
+from pipeline.core.io import read_parquet, write_json, write_parquet
+from pipeline.core.params import FusionParams, load_params
+from pipeline.evaluation.methods import method_fusion
+from pipeline.evaluation.runs import branch_figures, run_frame
+from pipeline.features.store import load_feature_pair
+from pipeline.models.checkpoint import head_from_checkpoint
+from pipeline.models.datasets import build_datasets, feature_dims, predict_scores
+from pipeline.models.train import train_head
 from stages._command import command
 
 
 @command
 def main(
-    method: str = typer.Option(..., help="A method of pipeline/methods.py (e.g. mcam, gmu, naive)."),
+    method: str = typer.Option(..., help="A method of pipeline/evaluation/methods.py (e.g. mcam, gmu, naive)."),
     seed: int = typer.Option(0, help="Training seed."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),

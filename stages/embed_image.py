@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline.encoders import create_image_encoder
-from pipeline.features import embed_images, write_features
-from pipeline.io import read_parquet, write_json
-from pipeline.params import load_params
+from pipeline.core.io import read_parquet, write_json
+from pipeline.core.params import load_params
+from pipeline.features.encoders import create_image_encoder
+from pipeline.features.store import embed_images, write_features
 from stages._command import command
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from pipeline.encoders import create_text_encoder
-from pipeline.features import embed_texts, write_features
-from pipeline.ocr import ocr_texts
-from pipeline.io import read_parquet, write_json
-from pipeline.params import load_params
+from pipeline.core.io import read_parquet, write_json
+from pipeline.core.params import load_params
+from pipeline.features.encoders import create_text_encoder
+from pipeline.features.ocr import ocr_texts
+from pipeline.features.store import embed_texts, write_features
 from stages._command import command
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import typer
 
-import torch
-
-from pipeline.evaluate import evaluate_scores, paper_rule, predictions_table, rule_figures
-from pipeline.features import load_feature_pair
-from pipeline.io import read_parquet, write_csv, write_json, write_parquet
-from pipeline.params import load_params
-from pipeline.thresholds import checkpoint_rule
-from pipeline.train import build_datasets, load_head, predict_scores
+from pipeline.core.io import read_parquet, write_csv, write_json, write_parquet
+from pipeline.core.params import load_params
+from pipeline.evaluation.evaluate import evaluate_scores, paper_rule, predictions_table, rule_figures
+from pipeline.evaluation.thresholds import checkpoint_rule
+from pipeline.features.store import load_feature_pair
+from pipeline.models.checkpoint import load_head
+from pipeline.models.datasets import build_datasets, predict_scores
 from stages._command import command
 
 

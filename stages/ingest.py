@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.ingest import ingest_folder
-from pipeline.io import write_json, write_parquet
-from pipeline.params import load_params
+from pipeline.core.io import write_json, write_parquet
+from pipeline.core.params import load_params
+from pipeline.data.ingest import ingest_folder
 from stages._command import command
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.io import read_parquet, write_json, write_parquet
-from pipeline.ocr import ocr_table_arrow, read_quality, run_ocr
-from pipeline.params import load_params
+from pipeline.core.io import read_parquet, write_json, write_parquet
+from pipeline.core.params import load_params
+from pipeline.features.ocr import ocr_table_arrow, read_quality, run_ocr
 from stages._command import command
 
 
@@ -33,7 +33,8 @@ def main(
     if recall:
         print(f"ocr: title words found on {100 * recall['word_any']:.1f}% of posters (every title word on "
               f"{100 * recall['word_all']:.1f}%), {rep['quality']['no_text']:.1%} without text")
-    rep = {k: v for k, v in rep.items() if k not in ("seconds", "posters_per_second", "computed", "from_cache", "workers")}
+    varying = ("seconds", "posters_per_second", "computed", "from_cache", "workers")
+    rep = {k: v for k, v in rep.items() if k not in varying}
     write_json(report, rep)
 
 

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import typer
 
-from pipeline.compare import genre_table, load_runs, markdown, micro_pr_curves, per_genre_f1_long, summarise, table
-from pipeline.errors import PipelineError
-from pipeline.io import write_csv, write_json, write_text
-from pipeline.methods import TABLES
-from pipeline.params import load_params
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import write_csv, write_json, write_text
+from pipeline.core.params import load_params
+from pipeline.evaluation.compare import (
+    genre_table,
+    load_runs,
+    markdown,
+    micro_pr_curves,
+    per_genre_f1_long,
+    summarise,
+    table,
+)
+from pipeline.evaluation.methods import TABLES
 from stages._command import command
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.params import SCRAPE_FOLDER, load_params
-from pipeline.polite_http import PoliteClient
-from pipeline.scrape import ScrapeSettings, scrape
+from pipeline.core.params import SCRAPE_FOLDER, load_params
+from pipeline.data.imdb.polite_http import PoliteClient
+from pipeline.data.imdb.scrape import ScrapeSettings, scrape
 from stages._command import command
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.io import read_parquet, write_json, write_parquet
-from pipeline.params import load_params
-from pipeline.split import split_films, split_summary
+from pipeline.core.io import read_parquet, write_json, write_parquet
+from pipeline.core.params import load_params
+from pipeline.data.split import split_films, split_summary
 from stages._command import command
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from pipeline.features import load_feature_pair
-from pipeline.io import read_parquet, write_csv, write_json
-from pipeline.params import load_params
-from pipeline.train import attach_decision_rule, build_datasets, feature_dims, save_checkpoint, train_head
+from pipeline.core.io import read_parquet, write_csv, write_json
+from pipeline.core.params import load_params
+from pipeline.features.store import load_feature_pair
+from pipeline.models.checkpoint import save_checkpoint
+from pipeline.models.datasets import build_datasets, feature_dims
+from pipeline.models.train import attach_decision_rule, train_head
 from stages._command import command
 
 
@@ -30,7 +32,8 @@ def main(
     genres = p["data"].genres
     image, text = load_feature_pair(features)
     datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    checkpoint, rows, summary = train_head(datasets, feature_dims(image, text), genres, p["fusion"], p["train"], p["loss"])
+    dims = feature_dims(image, text)
+    checkpoint, rows, summary = train_head(datasets, dims, genres, p["fusion"], p["train"], p["loss"])
     checkpoint["features"] = {"image": image.identity, "text": text.identity}
     rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
     save_checkpoint(checkpoint, model)

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.cache import ArrayCache, RecordCache
-from pipeline.ocr import run_ocr
-from pipeline.params import OcrParams
+from pipeline.core.params import OcrParams
+from pipeline.features.cache import ArrayCache, RecordCache
+from pipeline.features.ocr import run_ocr
 
 
 class CountingReader:
@@ -27,7 +27,7 @@ class CountingReader:
 
 def _posters(folder, n, start=0):
     rows = []
-    from pipeline.images import read_poster
+    from pipeline.data.images import read_poster
 
     for i in range(start, start + n):
         p = folder / f"p{i}.png"
@@ -73,10 +73,12 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     CountingReader.calls = 0
     CountingReader.fail_after = 5  # dies on the 6th poster
     with pytest.raises(KeyboardInterrupt):
-        run_ocr(posters, OcrParams(checkpoint_every=2), RecordCache("ocr", {"t": 2}, root=tmp_path / "c"), CountingReader)
+        run_ocr(posters, OcrParams(checkpoint_every=2), RecordCache("ocr", {"t": 2}, root=tmp_path / "c"),
+                CountingReader)
     CountingReader.fail_after = None
     CountingReader.calls = 0
-    _, rep = run_ocr(posters, OcrParams(checkpoint_every=2), RecordCache("ocr", {"t": 2}, root=tmp_path / "c"), CountingReader)
+    cache = RecordCache("ocr", {"t": 2}, root=tmp_path / "c")
+    _, rep = run_ocr(posters, OcrParams(checkpoint_every=2), cache, CountingReader)
     assert rep["from_cache"] == 4 and CountingReader.calls == 3  # two full parts of 2 survived
 
 

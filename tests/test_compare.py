@@ -2,14 +2,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compare import (
-    comparisons_in, compare_two, compare_two_markdown, film_draws, holm, markdown, paired_bootstrap, seed_averaged_f1,
+from pipeline.core.errors import PipelineError
+from pipeline.evaluation.compare import (
+    compare_two,
+    compare_two_markdown,
+    comparisons_in,
+    film_draws,
+    holm,
+    markdown,
+    paired_bootstrap,
+    seed_averaged_f1,
     summarise,
 )
-from pipeline.errors import PipelineError
-from pipeline.runs import run_frame
-from pipeline.metrics import f1
-from pipeline.methods import METHODS, TABLES, method_fusion
+from pipeline.evaluation.methods import METHODS, TABLES, method_fusion
+from pipeline.evaluation.metrics import f1
+from pipeline.evaluation.runs import run_frame
 
 GENRES = ["A", "B", "C"]
 

@@ -4,12 +4,12 @@ import open_clip
 import pytest
 import torch
 
-from pipeline.encoders import EncoderError, create_image_encoder, create_text_encoder
-from pipeline.encoders.base import to_tensor
-from pipeline.features import embed_images, embed_texts, load_features, write_features
-from pipeline.images import load_rgb
-from pipeline.ingest import ingest_folder
-from pipeline.params import EncoderParams
+from pipeline.core.params import EncoderParams
+from pipeline.data.images import load_rgb
+from pipeline.data.ingest import ingest_folder
+from pipeline.features.encoders import EncoderError, create_image_encoder, create_text_encoder
+from pipeline.features.encoders.base import to_tensor
+from pipeline.features.store import embed_images, embed_texts, load_features, write_features
 from tests.conftest import ASSETS
 
 TINY = str(ASSETS / "tiny-clip-test.json")
@@ -32,7 +32,8 @@ def test_offline_encoders_real_weights(posters):
     assert t["tokens"].shape == (2, 16, 384) and t["mask"][0].sum() > t["mask"][1].sum() >= 1
     np.testing.assert_allclose(np.linalg.norm(t["pooled"], axis=1), 1.0, rtol=1e-5)
     # pretrained weights give meaningful text similarity: a paraphrase is closer than an unrelated text
-    a, b, c = txt.encode(["a terrifying horror movie", "a scary horror film", "a romantic comedy about a wedding"])["pooled"]
+    texts = ["a terrifying horror movie", "a scary horror film", "a romantic comedy about a wedding"]
+    a, b, c = txt.encode(texts)["pooled"]
     assert a @ b > a @ c
     assert img.identity["weights_sha256"] and txt.identity["weights_sha256"]
 
@@ -82,7 +83,8 @@ def test_clip_local_checkpoint_loads(tmp_path, allow_random_clip):
     torch.manual_seed(1)
     model = open_clip.create_model("tiny-clip-test")
     torch.save(model.state_dict(), tmp_path / "ckpt.pt")
-    enc = create_image_encoder(EncoderParams(name="clip", model=TINY, pretrained=str(tmp_path / "ckpt.pt"), device="cpu"))
+    params = EncoderParams(name="clip", model=TINY, pretrained=str(tmp_path / "ckpt.pt"), device="cpu")
+    enc = create_image_encoder(params)
     assert enc.identity["pretrained"] == "file" and len(enc.identity["sha256"]) == 64
 
 

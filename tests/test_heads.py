@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from pipeline.heads import create_head, head_config
-from pipeline.losses import asymmetric_loss
-from pipeline.params import FusionParams
+from pipeline.core.params import FusionParams
+from pipeline.models.heads import create_head, head_config
+from pipeline.models.losses import asymmetric_loss
 
 DIMS = {"image_token_dim": 12, "image_pooled_dim": 10, "text_token_dim": 8, "text_pooled_dim": 6}
 
@@ -104,7 +104,7 @@ def test_baseline_heads_shape_and_overfit(name):
     assert head(b).shape == (4, 3)
     y = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
-    from pipeline.train import batch_training_loss
+    from pipeline.models.train import batch_training_loss
 
     for _ in range(300):
         loss = batch_training_loss(head, b, y, asymmetric_loss)

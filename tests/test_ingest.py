@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pipeline.ingest
-from pipeline.images import MIN_POSTER_SIDE, PosterError, load_rgb, read_poster
-from pipeline.ingest import IngestError, ingest_folder
+import pipeline.data.ingest
+from pipeline.data.images import MIN_POSTER_SIDE, PosterError, load_rgb, read_poster
+from pipeline.data.ingest import IngestError, ingest_folder
 
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 
@@ -129,7 +129,7 @@ def test_real_posters_ingest(posters_dir):
 
 
 def test_decompression_bomb_is_refused():
-    from pipeline.images import decode
+    from pipeline.data.images import decode
 
     buf = io.BytesIO()
     Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 megapixels, a few kB on disk
@@ -169,7 +169,7 @@ def test_image_paths_outside_the_folder_are_refused_unopened(tmp_path, monkeypat
         opened.append(resolved)
         return read_poster(path)
 
-    monkeypatch.setattr(pipeline.ingest, "read_poster", read_inside_only)
+    monkeypatch.setattr(pipeline.data.ingest, "read_poster", read_inside_only)
     table, report = ingest_folder(folder, GENRES)
     assert report["skipped"] == {"outside_source": 4}
     assert set(opened) == {(folder / "images" / "inside.jpg").resolve()}

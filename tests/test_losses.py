@@ -1,10 +1,9 @@
 import math
 
 import pytest
-
 import torch
 
-from pipeline.losses import asymmetric_loss
+from pipeline.models.losses import asymmetric_loss
 
 
 def _hand(p, y, gp=3.0, gn=4.0, m=0.2):
@@ -55,7 +54,7 @@ def test_gradient_is_finite_at_extremes():
 
 
 def test_bce_and_weighted_bce_hand_computed():
-    from pipeline.losses import bce, positive_weights, weighted_bce
+    from pipeline.models.losses import bce, positive_weights, weighted_bce
 
     p = torch.tensor([[0.8, 0.4]], dtype=torch.float64)
     y = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
@@ -69,7 +68,7 @@ def test_bce_and_weighted_bce_hand_computed():
 
 
 def test_soft_f1_hand_computed():
-    from pipeline.losses import soft_f1
+    from pipeline.models.losses import soft_f1
 
     p = torch.tensor([[0.9], [0.2], [0.6]], dtype=torch.float64)
     y = torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64)
@@ -82,7 +81,7 @@ def test_soft_f1_hand_computed():
 
 
 def test_oversampling_weights_favour_rare_genres():
-    from pipeline.train import oversampling_weights
+    from pipeline.models.train import oversampling_weights
 
     labels = torch.tensor([[1, 0], [1, 0], [1, 0], [1, 1]])
     w = oversampling_weights(labels)

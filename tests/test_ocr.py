@@ -5,14 +5,23 @@ import sys
 import pandas as pd
 import pytest
 
-from pipeline.cache import RecordCache
-from pipeline.images import load_rgb, read_poster
-from pipeline.io import write_parquet
-from pipeline.ocr import (
-    OcrSetupError, create_reader, ocr_identity, ocr_table_arrow, ocr_texts, poster_text, read_quality, run_ocr,
-    split_joined_words, splits_words, title_recall,
+from pipeline.core.io import write_parquet
+from pipeline.core.params import OcrParams, ParamsError, parse_group
+from pipeline.data.images import load_rgb, read_poster
+from pipeline.features.cache import RecordCache
+from pipeline.features.ocr import (
+    OcrSetupError,
+    create_reader,
+    ocr_identity,
+    ocr_table_arrow,
+    ocr_texts,
+    poster_text,
+    read_quality,
+    run_ocr,
+    split_joined_words,
+    splits_words,
+    title_recall,
 )
-from pipeline.params import OcrParams, ParamsError, parse_group
 
 # posters whose title is printed large: film id -> a title word
 TITLED = {"tt0084867": "vigilante", "tt0088847": "breakfast", "tt0089755": "africa", "tt0092005": "stand"}
@@ -96,13 +105,15 @@ def test_engine_failing_on_one_poster_is_reported_and_skipped(titled, tmp_path):
 
     table, report = run_ocr(titled, OcrParams(), RecordCache("ocr", {"f": 1}, root=tmp_path), Flaky)
     assert [f["reason"] for f in report["failed"]] == ["ocr_failed"]
-    assert report["failed"][0]["key"] == bad and "RuntimeError: onnxruntime: invalid input" in report["failed"][0]["detail"]
+    assert report["failed"][0]["key"] == bad
+    assert "RuntimeError: onnxruntime: invalid input" in report["failed"][0]["detail"]
     assert "\n" not in report["failed"][0]["detail"]
     assert len(table) == len(TITLED) - 1 and bad not in set(table["key"])
 
 
 def test_engine_settings_are_validated():
-    with pytest.raises(ParamsError, match=r"unknown parameter 'ocr.rapidocr.use_clss' \(did you mean 'ocr.rapidocr.use_cls'\?\)"):
+    expected = r"unknown parameter 'ocr.rapidocr.use_clss' \(did you mean 'ocr.rapidocr.use_cls'\?\)"
+    with pytest.raises(ParamsError, match=expected):
         parse_group("ocr", {"rapidocr": {"use_clss": True}})
     with pytest.raises(ParamsError, match="ocr.engine"):
         parse_group("ocr", {"engine": "tesseract"})

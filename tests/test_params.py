@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load_params, parse_group
+from pipeline.core.params import ParamsError, load_params, parse_group
 from tests.conftest import ROOT
 
 

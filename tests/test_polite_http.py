@@ -2,7 +2,13 @@ import time
 
 import pytest
 
-from pipeline.polite_http import FetchError, PoliteClient, RateLimiter, Unreachable, parse_retry_after
+from pipeline.data.imdb.polite_http import (
+    FetchError,
+    PoliteClient,
+    RateLimiter,
+    Unreachable,
+    parse_retry_after,
+)
 from tests.http_fixture import LocalServer, stall
 
 OK = (200, {"Content-Type": "text/plain"}, b"ok")

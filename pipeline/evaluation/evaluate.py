@@ -1,0 +1,80 @@
+"""Evaluation of a trained head on the test split: metrics, per-genre table, PR curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.metrics import all_metrics, precision_recall_curve
+from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure
+
+
+def per_genre_table(metrics: dict) -> pd.DataFrame:
+    rows = [{"genre": g, **{k: v for k, v in m.items()}} for g, m in metrics["per_genre"].items()]
+    return pd.DataFrame(rows)
+
+
+def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points: int = 101) -> pd.DataFrame:
+    """Interpolated precision (best precision at recall >= r) at ``points`` recall levels.
+
+    One column per genre (wide), so ``dvc plots`` draws one line per genre;
+    a genre without a positive test poster gets an empty column.
+    """
+    grid = np.linspace(0, 1, points)
+    table = pd.DataFrame({"recall": np.round(grid, 4)})
+    for j, g in enumerate(genres):
+        if y_true[:, j].sum() == 0:
+            table[g] = np.nan
+            continue
+        precision, recall, _ = precision_recall_curve(y_true[:, j], y_score[:, j])
+        table[g] = [round(float(precision[recall >= r - 1e-12].max()), 6) for r in grid]
+    return table
+
+
+def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule,
+                      product: DecisionRule | None = None) -> pd.DataFrame:
+    """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s)."""
+    table = pd.DataFrame({"key": keys, "imdb_id": imdb_ids})
+    for j, g in enumerate(genres):
+        table[f"score_{g}"] = y_score[:, j].astype(np.float32)
+    table["true"] = _joined(genres, y_true)
+    table["predicted"] = _joined(genres, rule.apply(y_score))
+    if product is not None:
+        table["predicted_product"] = _joined(genres, product.apply(y_score))
+    return table
+
+
+def _joined(genres, y) -> list[str]:
+    return ["|".join(g for g, t in zip(genres, row) if t) for row in np.asarray(y).astype(bool)]
+
+
+def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Every metric of the paper with ``rule``'s decisions; per-genre table; PR curves."""
+    metrics = all_metrics(y_true, y_score, None, genres, y_pred=rule.apply(y_score))
+    return metrics, per_genre_table(metrics), pr_curves(np.asarray(y_true), np.asarray(y_score), genres)
+
+
+def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule) -> dict:
+    """Genres per poster, true and predicted by the paper's rule, and the product rule's figures."""
+    return {
+        "genres_per_poster_true": round(genres_per_poster(y_true), 6),
+        "genres_per_poster": round(genres_per_poster(paper.apply(y_score)), 6),
+        "product_rule": measure(product, y_true, y_score),
+    }
+
+
+def decision_thresholds(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray) -> np.ndarray:
+    """Per-genre thresholds: ``threshold`` everywhere, or tuned on the validation posters only."""
+    from pipeline.evaluation.thresholds import tune_thresholds
+
+    m = y_val.shape[1]
+    if mode == "global":
+        return np.full(m, threshold)
+    return tune_thresholds(y_val, s_val, default=threshold)
+
+
+def paper_rule(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray, genres: list[str]) -> DecisionRule:
+    """The rule of the paper's tables (eval.threshold / eval.threshold_mode), no cap."""
+    if mode == "global":
+        return DecisionRule.global_threshold(genres, threshold)
+    return DecisionRule.per_genre(genres, decision_thresholds(mode, threshold, y_val, s_val))

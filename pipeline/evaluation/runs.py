@@ -1,0 +1,37 @@
+"""One comparison run's outputs (the ``compare`` stage): its scores table and, for heads with
+branches, each branch's validation figures. Kept apart from :mod:`pipeline.evaluation.compare` (the report's
+statistics) so that editing the report never re-trains a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.metrics import average_precision, f1
+from pipeline.models.datasets import predict_scores
+
+
+def run_frame(keys, imdb_ids, split: str, y: np.ndarray, scores: np.ndarray, genres: list[str]) -> pd.DataFrame:
+    """Scores and labels of one split of one run, one row per poster."""
+    table = pd.DataFrame({"key": keys, "imdb_id": imdb_ids, "split": split})
+    for j, g in enumerate(genres):
+        table[f"y_{g}"] = y[:, j].astype(np.int8)
+        table[f"s_{g}"] = scores[:, j].astype(np.float32)
+    return table
+
+
+def branch_figures(head, data, device, threshold: float = 0.5) -> dict[str, dict[str, float]] | None:
+    """For a head with branches (``branch_logits``: late fusion), macro F1 at ``threshold`` and macro AP
+    of each branch and of the blend on ``data`` (the validation split), to check the blend is at least
+    as good as its better branch. None for single-output heads."""
+    if not hasattr(head, "branch_logits"):
+        return None
+    y = data.labels.numpy()
+    outputs = {"image branch": lambda m, b: m.branch_logits(b)[0], "text branch": lambda m, b: m.branch_logits(b)[1],
+               "blend": None}
+    out = {}
+    for name, pick in outputs.items():
+        s = predict_scores(head, data, device, logits=pick)
+        out[name] = {"F_m": round(f1(y, (s > threshold).astype(np.int64), "macro"), 6),
+                     "AP_m": round(float(np.nanmean(average_precision(y, s))), 6)}
+    return out

@@ -1,0 +1,48 @@
+"""Registry of fusion heads, created by name from a plain-data config.
+
+Every head maps a batch to M logits with ``forward``. A head may define
+``training_loss(batch, targets, loss_fn)`` (multi-task heads: CentralNet, late
+fusion) and may be untrainable (``trainable = False`` with ``fit(labels)``: naive).
+
+A head maps a batch of cached features (``image_tokens``, ``image_pooled``,
+``text_tokens``, ``text_mask``, ``text_pooled``, ``has_text``) to M genre logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from pipeline.core.params import FusionParams
+from pipeline.models.heads.centralnet import CentralNetHead
+from pipeline.models.heads.cross_attention_fusion import CrossAttentionFusionHead
+from pipeline.models.heads.gmu import GMUHead
+from pipeline.models.heads.late_fusion import LateFusionHead
+from pipeline.models.heads.naive import NaiveHead
+from pipeline.models.heads.pooled import ConcatHead, LinearProbe, SingleModalityHead, SumHead
+
+HEADS: dict[str, Callable[[dict], nn.Module]] = {
+    "mcam": CrossAttentionFusionHead,  # the paper's; ablations via fusion.mcam / fusion.layers
+    "concat": ConcatHead,
+    "sum": SumHead,
+    "image": SingleModalityHead,
+    "text": SingleModalityHead,
+    "gmu": GMUHead,
+    "centralnet": CentralNetHead,
+    "late": LateFusionHead,
+    "linear": LinearProbe,
+    "naive": NaiveHead,
+}
+
+
+def head_config(fusion: FusionParams, dims: dict[str, int], num_genres: int) -> dict[str, Any]:
+    """Plain-data config of a head: the fusion params plus the feature widths."""
+    return {**fusion.model_dump(), **dims, "num_genres": num_genres}
+
+
+def create_head(config: dict[str, Any]) -> nn.Module:
+    name = config["head"]
+    if name not in HEADS:
+        raise KeyError(f"fusion.head '{name}' unknown; choose one of {sorted(HEADS)}")
+    return HEADS[name](config)

@@ -1,0 +1,181 @@
+"""Training a fusion head on cached features (no OCR or encoder runs here).
+
+The loop follows the paper: Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8), batch
+32, up to 100 epochs, early stopping with patience 10 on the validation loss,
+and the best checkpoint (lowest validation loss) kept. Seeds are fixed and
+torch runs in deterministic mode, so the same features and params give the
+same checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.core.devices import resolve_device
+from pipeline.core.params import FusionParams, LossParams, TrainParams
+from pipeline.core.progress import progress_bar
+from pipeline.models.checkpoint import head_from_checkpoint, make_checkpoint
+from pipeline.models.datasets import Dataset, mean_loss, predict_scores
+from pipeline.models.heads import create_head, head_config
+from pipeline.models.losses import create_loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, weights: torch.Tensor | None = None,
+                  lengths: torch.Tensor | None = None, pool_batches: int = 50) -> list[torch.Tensor]:
+    """Index batches of one training epoch.
+
+    A random permutation (or, with ``weights``, ``n`` draws with replacement), cut into
+    batches. With ``lengths``, posters are grouped by length first: the order is cut into
+    pools of ``pool_batches`` batches, each pool sorted by length (longest first), cut into
+    batches, and the batches shuffled, so a batch holds similar lengths but every epoch still
+    mixes the whole training set.
+    """
+    order = (torch.multinomial(weights, n, replacement=True, generator=generator)
+             if weights is not None else torch.randperm(n, generator=generator))
+    if lengths is None:
+        return [order[s:s + batch_size] for s in range(0, n, batch_size)]
+    pool = batch_size * pool_batches
+    batches = []
+    for s in range(0, n, pool):
+        part = order[s:s + pool]
+        part = part[torch.argsort(lengths[part], descending=True, stable=True)]
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def train_head(
+    datasets: dict[str, Dataset],
+    dims: dict[str, int],
+    genres: list[str],
+    fusion: FusionParams,
+    train: TrainParams,
+    loss: LossParams,
+) -> tuple[dict[str, Any], list[dict], dict]:
+    """Train; return the best checkpoint, the per-epoch curve and a summary."""
+    seed_everything(train.seed)
+    device = resolve_device(train.device, "train.device")
+    config = head_config(fusion, dims, len(genres))
+    model = create_head(config).to(device)
+    loss_fn = make_loss(loss, datasets["train"].labels)
+    if not getattr(model, "trainable", True):
+        return _fit_untrainable(model, datasets, config, genres, loss_fn, device)
+    opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
+    gen = torch.Generator().manual_seed(train.seed)
+    tr, va = datasets["train"], datasets["val"]
+
+    sample_weights = oversampling_weights(tr.labels) if train.oversample else None
+    lengths = tr.text_lengths() if train.group_by_length else None
+    best = {"val_loss": float("inf"), "epoch": 0, "state": None}
+    curve: list[dict] = []
+    stale = 0
+    t0 = time.perf_counter()
+    with progress_bar("epochs") as bar:
+        task = bar.add_task("train", total=train.epochs)
+        for epoch in range(1, train.epochs + 1):
+            model.train()
+            total, n = 0.0, 0
+            for idx in epoch_batches(len(tr), train.batch_size, gen, sample_weights, lengths):
+                feats, y = tr.batch(idx, device)
+                batch_loss = batch_training_loss(model, feats, y, loss_fn)
+                opt.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                opt.step()
+                total += batch_loss.item() * len(idx)
+                n += len(idx)
+            val_loss = mean_loss(model, va, loss_fn, device)
+            curve.append({"epoch": epoch, "train_loss": round(total / n, 6), "val_loss": round(val_loss, 6)})
+            if val_loss < best["val_loss"]:
+                best = {"val_loss": val_loss, "epoch": epoch,
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                stale = 0
+            else:
+                stale += 1
+            bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {best['val_loss']:.4f})")
+            if not bar.console.is_terminal:  # logs (dvc repro in CI, nohup): one line per epoch
+                bar.console.print(f"epoch {epoch}: train loss {total / n:.5f}, val loss {val_loss:.5f}, "
+                                  f"{time.perf_counter() - t0:.0f} s")
+            if stale >= train.patience:
+                break
+    seconds = time.perf_counter() - t0
+    checkpoint = make_checkpoint(config, genres, best["state"], best["epoch"], best["val_loss"])
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_loss": round(best["val_loss"], 6),
+        "epochs_run": len(curve),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "seconds": round(seconds, 2),
+        "device": device.type,
+    }
+    return checkpoint, curve, summary
+
+
+def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_samples",
+                         threshold: float = 0.5) -> dict:
+    """Choose the product's decision rule on the validation split and save it in ``checkpoint``.
+
+    The validation scores are those of the checkpoint's head (the best epoch), on the
+    CPU as evaluate computes them. ``checkpoint["decision_rule"]`` gets the rule,
+    ``checkpoint["decision_rule_validation"]`` the figures behind the choice (the chosen
+    rule, the paper's, every candidate: ``metric``, genres per poster predicted and
+    true), rounded, so the checkpoint stays byte-identical for the same inputs.
+    Returns the summary for ``metrics/train.json``.
+    """
+    from pipeline.evaluation.thresholds import choose_rule
+
+    head = head_from_checkpoint(checkpoint, "cpu")
+    scores = predict_scores(head, val, torch.device("cpu"))
+    rule, report = choose_rule(val.labels.numpy(), scores, checkpoint["genres"], metric=metric, threshold=threshold)
+    checkpoint["decision_rule"] = rule.to_dict()
+    checkpoint["decision_rule_validation"] = report
+    chosen = report["chosen"]
+    return {"name": rule.name, "max_genres": rule.max_genres, "metric": metric,
+            "validation_score": chosen[metric], "validation_score_paper_rule": report["paper"][metric],
+            "genres_per_poster": chosen["genres_per_poster"],
+            "genres_per_poster_paper_rule": report["paper"]["genres_per_poster"],
+            "genres_per_poster_true": report["genres_per_poster_true"]}
+
+
+def make_loss(loss: LossParams, train_labels: torch.Tensor):
+    return create_loss(loss.name, train_labels=train_labels, gamma_pos=loss.gamma_pos,
+                       gamma_neg=loss.gamma_neg, margin=loss.margin)
+
+
+def oversampling_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Per poster, 1 / frequency of its rarest genre: rare-genre posters are drawn more often."""
+    freq = labels.float().sum(0).clamp(min=1)
+    inv = labels.float() / freq  # 1/freq where the poster has the genre, else 0
+    return inv.max(dim=1).values.clamp(min=1.0 / len(labels))
+
+
+def batch_training_loss(model, feats, y, loss_fn):
+    """The head's own training loss when it has one (multi-task heads), else loss on its logits."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(feats, y, loss_fn)
+    return loss_fn(model(feats), y)
+
+
+def _fit_untrainable(model, datasets, config, genres, loss_fn, device):
+    """Heads without parameters (naive): fit on the training labels, no epochs."""
+    model.fit(datasets["train"].labels.to(device))
+    val_loss = mean_loss(model, datasets["val"], loss_fn, device)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    checkpoint = make_checkpoint(config, genres, state, 0, val_loss)
+    curve = [{"epoch": 0, "train_loss": round(mean_loss(model, datasets["train"], loss_fn, device), 6),
+              "val_loss": round(val_loss, 6)}]
+    summary = {"best_epoch": 0, "best_val_loss": round(val_loss, 6), "epochs_run": 0, "parameters": 0,
+               "seconds": 0.0, "device": device.type}
+    return checkpoint, curve, summary
+
+
