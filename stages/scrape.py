@@ -30,13 +30,8 @@ def main(
             note.write_text("Posters scraped with data.source: imdb (or a CSV of URLs) land here.\n")
         print(f"scrape: data.source is the folder {data.source}; nothing to fetch")
         return
-    client = PoliteClient(rate_limit=data.rate_limit, concurrency=data.concurrency, timeout=data.timeout,
-                          retries=data.retries, seed=data.seed)
-    settings = ScrapeSettings(
-        genres=data.genres, limit=data.limit, seed=data.seed, posters_per_film=data.posters_per_film,
-        year_min=data.year_min, year_max=data.year_max, min_votes=data.min_votes, image_width=data.image_width,
-        datasets_url=data.datasets_url, title_url=data.title_url,
-    )
+    client = PoliteClient.from_params(data)
+    settings = ScrapeSettings.from_params(data)
     report = scrape(data.source, out, settings, client)
     print(f"scrape: {report['films_listed']} films listed, {report['pages_fetched']} pages, "
           f"{report['posters_saved']} posters ({report['posters_from_cache']} cached), "

@@ -14,17 +14,32 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+T = TypeVar("T")
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def seeded_order(items: Iterable[T], seed: int, key: Callable[[T], str] = str) -> list[T]:
+    """``items`` sorted by ``sha256(f"{seed}:{key(item)}")``: the seeded order in which ``data.limit``
+    takes films (ingest, a scrape from a CSV, IMDb's balanced sample), written once here.
+
+    Why a hash and not a shuffle: which of two items comes first depends only on the seed and their
+    own keys, never on the order the items came in or on any RNG state, so the order is the same on
+    every machine and run, and new items never reorder the old ones. Taking the first ``limit`` items
+    of it is deterministic, and raising the limit only adds items (a scrape then fetches only the
+    new films). Keys are ids, unique, so there are no ties.
+    """
+    return sorted(items, key=lambda item: sha256_bytes(f"{seed}:{key(item)}".encode()))
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -42,7 +42,7 @@ class DataParams(_Group):
     genres: list[str] = Field(default_factory=lambda: list(PAPER_GENRES), min_length=1)
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
-    # -- scraping (data.source: imdb or a CSV of URLs) --
+    # -- scraping (data.source: imdb or a CSV of URLs); the one place these defaults are written --
     posters_per_film: int = Field(default=1, ge=1, le=20)
     year_min: int | None = None
     year_max: int | None = None
@@ -75,6 +75,11 @@ class DataParams(_Group):
             if not getattr(self, key).startswith(("http://", "https://")):
                 raise ValueError(f"{key} must be an http(s) URL")
         return self
+
+
+#: The ``data`` group with nothing set. The scraper's settings (ScrapeSettings, PoliteClient) take
+#: their defaults from it, so each default is written once: in :class:`DataParams` above.
+DATA_DEFAULTS = DataParams()
 
 
 class EasyOcrSettings(_Group):

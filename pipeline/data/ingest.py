@@ -40,9 +40,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.images import PosterError, read_poster
-from pipeline.core.io import sha256_bytes
+from pipeline.core.io import seeded_order
 from pipeline.core.progress import track
+from pipeline.data.images import PosterError, read_poster
 
 #: IMDb's genre vocabulary (title.basics.tsv), used to tell "not a target genre"
 #: from "not a genre at all".
@@ -94,10 +94,6 @@ class IngestReport:
             "posters_per_genre": {g: int(per_genre.get(g, 0)) for g in genres},
             "skipped_rows": self.details,
         }
-
-
-def _subset_key(seed: int, imdb_id: str) -> str:
-    return sha256_bytes(f"{seed}:{imdb_id}".encode())
 
 
 def read_labels(source: Path) -> list[dict]:
@@ -181,7 +177,7 @@ def ingest_folder(
         candidates.append((i, row, labels))
 
     if limit is not None:
-        films = sorted({row["imdb_id"].strip() for _, row, _ in candidates}, key=lambda f: _subset_key(seed, f))
+        films = seeded_order({row["imdb_id"].strip() for _, row, _ in candidates}, seed)
         keep = set(films[:limit])
         candidates = [c for c in candidates if c[1]["imdb_id"].strip() in keep]
 

@@ -23,7 +23,6 @@ def iterative_stratification(y: np.ndarray, fractions: tuple[float, ...], seed: 
     """Assign each row of the multi-hot ``y`` (n, M) to a fold index, following ``fractions``."""
     rng = np.random.default_rng(seed)
     n, m = y.shape
-    k = len(fractions)
     frac = np.asarray(fractions, dtype=np.float64)
     desired = frac * n  # rows still wanted per fold
     desired_label = np.outer(frac, y.sum(axis=0))  # (k, m) positives still wanted

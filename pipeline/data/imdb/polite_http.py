@@ -12,20 +12,24 @@ at ``max_retry_after`` so a hostile value cannot stall a scrape for hours.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import random
 import threading
 import time
 import urllib.robotparser
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.params import DATA_DEFAULTS, DataParams
 
 USER_AGENT = "poster-genres/0.1 (research scraper; +https://github.com/poster-genres/poster-genres)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
 
 class FetchError(PipelineError):
@@ -87,20 +91,24 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class PoliteClient:
+    """The settings that are ``data`` params (rate_limit, concurrency, timeout, retries, seed) default to
+    the params schema's values (:class:`~pipeline.core.params.DataParams`), written there only; the
+    stage builds its client with :meth:`from_params`."""
+
     def __init__(
         self,
         user_agent: str = USER_AGENT,
-        rate_limit: float = 1.0,
-        concurrency: int = 2,
-        timeout: float = 20.0,
-        retries: int = 4,
+        rate_limit: float = DATA_DEFAULTS.rate_limit,
+        concurrency: int = DATA_DEFAULTS.concurrency,
+        timeout: float = DATA_DEFAULTS.timeout,
+        retries: int = DATA_DEFAULTS.retries,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         max_retry_after: float = 300.0,
         max_redirects: int = 5,
         max_bytes: int = 20_000_000,
         respect_robots: bool = True,
-        seed: int = 0,
+        seed: int = DATA_DEFAULTS.seed,
     ):
         self.user_agent = user_agent
         self.limiter = RateLimiter(rate_limit)
@@ -121,6 +129,12 @@ class PoliteClient:
         self.stats = {"requests": 0, "retries": 0}
         self._stats_lock = threading.Lock()
 
+    @classmethod
+    def from_params(cls, data: DataParams) -> PoliteClient:
+        """The client the validated ``data`` params describe (the seed drives the backoff jitter)."""
+        return cls(rate_limit=data.rate_limit, concurrency=data.concurrency, timeout=data.timeout,
+                   retries=data.retries, seed=data.seed)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -135,21 +149,27 @@ class PoliteClient:
         with self._stats_lock:
             self.stats[key] += 1
 
-    def _raw_get(self, url: str) -> Response:
-        """One request (rate-limited, in a slot), no redirects followed, body size capped."""
+    @contextlib.contextmanager
+    def _send(self, url: str, follow_redirects: bool = False) -> Iterator[requests.Response]:
+        """One request: rate-limited, in a slot, counted; the body is streamed by the caller."""
         self.limiter.acquire()
         with self.slots:
             self._count("requests")
             # timeout=(connect, read): a stalled response fails after `timeout` seconds of silence
-            with self._session().get(url, timeout=(self.timeout, self.timeout), allow_redirects=False,
+            with self._session().get(url, timeout=(self.timeout, self.timeout), allow_redirects=follow_redirects,
                                      stream=True) as r:
-                chunks, size = [], 0
-                for chunk in r.iter_content(65536):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError("too_large", url, f"over {self.max_bytes} bytes")
-                    chunks.append(chunk)
-                return Response(url, r.status_code, {k.lower(): v for k, v in r.headers.items()}, b"".join(chunks))
+                yield r
+
+    def _raw_get(self, url: str) -> Response:
+        """One request, no redirects followed, body read into memory up to ``max_bytes``."""
+        with self._send(url) as r:
+            chunks, size = [], 0
+            for chunk in r.iter_content(65536):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchError("too_large", url, f"over {self.max_bytes} bytes")
+                chunks.append(chunk)
+            return Response(url, r.status_code, _lower(r.headers), b"".join(chunks))
 
     def _sleep_backoff(self, attempt: int, retry_after: float | None) -> None:
         if retry_after is not None:
@@ -169,7 +189,7 @@ class PoliteClient:
             if origin not in self._robots:
                 parser: urllib.robotparser.RobotFileParser | None = urllib.robotparser.RobotFileParser()
                 try:
-                    r = self._fetch(origin + "/robots.txt", check_robots=False)
+                    r = self._retrying(origin + "/robots.txt", self._raw_get, check_robots=False)
                     if r.status == 200:
                         parser.parse(r.text.splitlines())
                     elif r.status in (401, 403):
@@ -182,15 +202,25 @@ class PoliteClient:
             parser = self._robots[origin]
         return True if parser is None else parser.can_fetch(self.user_agent, url)
 
-    # -- public -------------------------------------------------------------------------------
-    def _fetch(self, url: str, check_robots: bool = True) -> Response:
+    # -- the retry loop (every request goes through it) -----------------------------------------
+    def _retrying(self, url: str, once: Callable[[str], Response], check_robots: bool = True) -> Response:
+        """``once(url)`` (one request) until it gives a final answer, which is returned (any status but
+        a redirect or a :data:`RETRY_STATUSES` one).
+
+        robots.txt is checked before every request. Timeouts, connection errors and
+        :data:`RETRY_STATUSES` are retried up to ``retries`` times, after the server's Retry-After or
+        a jittered exponential backoff; then they raise :class:`FetchError` (``timeout``,
+        ``connection``, ``http_503``...). A failed DNS lookup raises :class:`Unreachable` at once.
+        Redirects that ``once`` hands back are followed (at most ``max_redirects``, loops refused)
+        and are not attempts.
+        """
         seen = [url]
         attempt = 0
         while True:
             if check_robots and not self.allowed(url):
                 raise FetchError("robots_disallowed", url)
             try:
-                r = self._raw_get(url)
+                r = once(url)
             except (requests.Timeout, requests.ConnectionError) as err:
                 if isinstance(err, requests.ConnectionError) and _dns_failure(err):
                     raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
@@ -198,69 +228,64 @@ class PoliteClient:
                 timed_out = isinstance(err, requests.Timeout) or "timed out" in str(err)
                 if attempt >= self.retries:
                     raise FetchError("timeout" if timed_out else "connection", url) from None
-                self._sleep_backoff(attempt, None)
-                attempt += 1
-                continue
-            if r.status in (301, 302, 303, 307, 308):
-                target = r.headers.get("location")
-                if not target:
-                    raise FetchError("bad_redirect", url, "no Location")
-                url = urljoin(url, target)
-                if url in seen:
-                    raise FetchError("redirect_loop", seen[0], " -> ".join(seen[-3:] + [url]))
-                seen.append(url)
-                if len(seen) > self.max_redirects + 1:
-                    raise FetchError("too_many_redirects", seen[0])
-                continue
-            if r.status in RETRY_STATUSES:
+                retry_after = None
+            else:
+                if r.status in REDIRECT_STATUSES:
+                    target = r.headers.get("location")
+                    if not target:
+                        raise FetchError("bad_redirect", url, "no Location")
+                    url = urljoin(url, target)
+                    if url in seen:
+                        raise FetchError("redirect_loop", seen[0], " -> ".join(seen[-3:] + [url]))
+                    seen.append(url)
+                    if len(seen) > self.max_redirects + 1:
+                        raise FetchError("too_many_redirects", seen[0])
+                    continue
+                if r.status not in RETRY_STATUSES:
+                    return r
                 if attempt >= self.retries:
                     raise FetchError(f"http_{r.status}", url)
-                self._sleep_backoff(attempt, parse_retry_after(r.headers.get("retry-after")))
-                attempt += 1
-                continue
-            return r
+                retry_after = parse_retry_after(r.headers.get("retry-after"))
+            self._sleep_backoff(attempt, retry_after)
+            attempt += 1
+
+    # -- public -------------------------------------------------------------------------------
+    def get(self, url: str) -> Response:
+        """GET ``url`` politely; non-2xx final answers raise :class:`FetchError` (``http_404``...)."""
+        r = self._retrying(url, self._raw_get)
+        if not 200 <= r.status < 300:
+            raise FetchError(f"http_{r.status}", url)
+        return r
 
     def download(self, url: str, path, chunk: int = 1 << 20) -> int:
         """Stream ``url`` to ``path`` (atomically), never holding it in memory; returns bytes written.
 
-        For large files (IMDb's TSV dumps): retried like :meth:`get` until the body starts.
+        For large files (IMDb's TSV dumps): retried like :meth:`get` until the body starts;
+        redirects are followed by ``requests``.
         """
         from pipeline.core.io import atomic_path
 
-        attempt = 0
-        while True:
-            if not self.allowed(url):
-                raise FetchError("robots_disallowed", url)
-            self.limiter.acquire()
-            try:
-                with self.slots, self._session().get(url, timeout=(self.timeout, self.timeout), stream=True) as r:
-                    self._count("requests")
-                    if r.status_code in RETRY_STATUSES and attempt < self.retries:
-                        retry_after = parse_retry_after(r.headers.get("retry-after"))
-                    elif not 200 <= r.status_code < 300:
-                        raise FetchError(f"http_{r.status_code}", url)
-                    else:
-                        written = 0
-                        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                            for block in r.raw.stream(chunk, decode_content=False):
-                                fh.write(block)
-                                written += len(block)
-                        return written
-            except (requests.Timeout, requests.ConnectionError) as err:
-                if isinstance(err, requests.ConnectionError) and _dns_failure(err):
-                    raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
-                if attempt >= self.retries:
-                    raise FetchError("timeout", url) from None
-                retry_after = None
-            self._sleep_backoff(attempt, retry_after)
-            attempt += 1
+        written = 0
 
-    def get(self, url: str) -> Response:
-        """GET ``url`` politely; non-2xx final answers raise :class:`FetchError` (``http_404``...)."""
-        r = self._fetch(url)
-        if not 200 <= r.status < 300:
-            raise FetchError(f"http_{r.status}", url)
-        return r
+        def once(u: str) -> Response:
+            nonlocal written
+            with self._send(u, follow_redirects=True) as r:
+                if r.status_code in RETRY_STATUSES:  # the body is dropped; _retrying waits and asks again
+                    return Response(u, r.status_code, _lower(r.headers), b"")
+                if not 200 <= r.status_code < 300:
+                    raise FetchError(f"http_{r.status_code}", u)
+                with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                    for block in r.raw.stream(chunk, decode_content=False):
+                        fh.write(block)
+                        written += len(block)
+                return Response(u, r.status_code, _lower(r.headers), b"")
+
+        self._retrying(url, once)
+        return written
+
+
+def _lower(headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def _dns_failure(err: Exception) -> bool:

@@ -19,11 +19,15 @@ import io
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.io import atomic_path, seeded_order, sha256_bytes, write_json
+from pipeline.core.params import DATA_DEFAULTS, DataParams
+from pipeline.core.progress import progress_bar
 from pipeline.data.images import PosterError, decode
+from pipeline.data.imdb.polite_http import FetchError, PoliteClient, Unreachable
 from pipeline.data.imdb.titles import (
     Film,
     balanced_sample,
@@ -34,9 +38,6 @@ from pipeline.data.imdb.titles import (
     sized_image_url,
     with_votes,
 )
-from pipeline.core.io import atomic_path, sha256_bytes, write_json
-from pipeline.data.imdb.polite_http import FetchError, PoliteClient, Unreachable
-from pipeline.core.progress import progress_bar
 
 
 class ScrapeError(PipelineError):
@@ -45,17 +46,27 @@ class ScrapeError(PipelineError):
 
 @dataclass
 class ScrapeSettings:
+    """What a scrape reads of the ``data`` params. Their defaults are the params schema's
+    (:class:`~pipeline.core.params.DataParams`, where they are written once); the stage builds
+    its settings with :meth:`from_params`."""
+
     genres: list[str]
-    limit: int | None = None
-    seed: int = 0
-    posters_per_film: int = 1
-    year_min: int | None = None
-    year_max: int | None = None
-    min_votes: int = 1000
-    image_width: int = 300
-    datasets_url: str = "https://datasets.imdbws.com"
-    title_url: str = "https://www.imdb.com/title"
+    limit: int | None = DATA_DEFAULTS.limit
+    seed: int = DATA_DEFAULTS.seed
+    posters_per_film: int = DATA_DEFAULTS.posters_per_film
+    year_min: int | None = DATA_DEFAULTS.year_min
+    year_max: int | None = DATA_DEFAULTS.year_max
+    min_votes: int = DATA_DEFAULTS.min_votes
+    image_width: int = DATA_DEFAULTS.image_width
+    datasets_url: str = DATA_DEFAULTS.datasets_url
+    title_url: str = DATA_DEFAULTS.title_url
+    #: not a parameter: where IMDb keeps a title's poster gallery
     gallery_path: str = "mediaindex/?contentTypes=poster"
+
+    @classmethod
+    def from_params(cls, data: DataParams) -> ScrapeSettings:
+        """The settings of the validated ``data`` params (every field that is a parameter)."""
+        return cls(**{f.name: getattr(data, f.name) for f in fields(cls) if f.name in DataParams.model_fields})
 
 
 # where a poster URL comes from: the title page's JSON-LD or og:image, the poster gallery, a CSV source
@@ -200,7 +211,7 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
         else:
             listed = films_from_csv(Path(source), settings.genres)
             if settings.limit is not None:
-                listed = sorted(listed, key=lambda fu: sha256_bytes(f"{settings.seed}:{fu[0].imdb_id}".encode()))
+                listed = seeded_order(listed, settings.seed, key=lambda fu: fu[0].imdb_id)
                 listed = sorted(listed[: settings.limit], key=lambda fu: fu[0].imdb_id)
             films = listed
     except Unreachable as err:

@@ -16,11 +16,11 @@ import html
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from pipeline.core.io import sha256_bytes
+from pipeline.core.io import seeded_order
 
 NULL = "\\N"
 
@@ -84,14 +84,13 @@ def with_votes(films: dict[str, Film], ratings: str | Path, min_votes: int) -> d
 def balanced_sample(films: dict[str, Film], genres: list[str], limit: int | None, seed: int) -> list[Film]:
     """A deterministic, genre-balanced sample of ``limit`` films.
 
-    Genres take turns, rarest first; each picks its next film (in the order of
-    ``sha256(seed:imdb_id)``) not taken yet. The picks form one fixed sequence
-    for a given film list and seed, and ``limit`` cuts it: raising the limit
-    keeps every film already sampled, so only the new films are downloaded.
+    Genres take turns, rarest first; each picks its next film not taken yet, in the
+    order of ``sha256(seed:imdb_id)`` (:func:`~pipeline.core.io.seeded_order`). The picks
+    form one fixed sequence for a given film list and seed, and ``limit`` cuts it: raising
+    the limit keeps every film already sampled, so only the new films are downloaded.
     """
-    order = lambda f: sha256_bytes(f"{seed}:{f.imdb_id}".encode())  # noqa: E731
     by_genre: dict[str, list[Film]] = defaultdict(list)
-    for f in sorted(films.values(), key=order):
+    for f in seeded_order(films.values(), seed, key=lambda f: f.imdb_id):
         for g in f.genres:
             if g in genres:
                 by_genre[g].append(f)
