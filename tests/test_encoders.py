@@ -88,14 +88,16 @@ def test_clip_local_checkpoint_loads(tmp_path, allow_random_clip):
     assert enc.identity["pretrained"] == "file" and len(enc.identity["sha256"]) == 64
 
 
-def test_feature_files_are_byte_identical_and_cached(posters, tmp_path, allow_random_clip):
+def test_feature_files_are_byte_identical_and_cached(posters, tmp_path, monkeypatch, allow_random_clip):
+    monkeypatch.setenv("POSTER_GENRES_CACHE", str(tmp_path / "cache"))  # empty: the first run computes all
     params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu", batch_size=2)
     enc = create_image_encoder(params)
     keys, arrays, rep = embed_images(posters, enc, params.batch_size)
-    assert rep["computed"] == 3 or rep["from_cache"] == 3
+    assert (rep["posters"], rep["computed"], rep["from_cache"], rep["failed"]) == (3, 3, 0, [])
     write_features(tmp_path / "a.h5", tmp_path / "a.parquet", keys, arrays, enc.identity)
     keys2, arrays2, rep2 = embed_images(posters, create_image_encoder(params), params.batch_size)
-    assert rep2["computed"] == 0 and rep2["from_cache"] == 3
+    assert (rep2["posters"], rep2["computed"], rep2["from_cache"], rep2["failed"]) == (3, 0, 3, [])
+    assert keys2 == keys == sorted(posters["sha256"])
     write_features(tmp_path / "b.h5", tmp_path / "b.parquet", keys2, arrays2, enc.identity)
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()

@@ -23,19 +23,66 @@ def batch(n=4, ti=5, tt=7, seed=0):
     }
 
 
-def make(**kw):
+def make(dropout=0.0, **kw):
     torch.manual_seed(0)
-    fusion = FusionParams(dim=16, heads=4, dropout=0.0, **kw)
+    fusion = FusionParams(dim=16, heads=4, dropout=dropout, **kw)
     return create_head(head_config(fusion, DIMS, num_genres=3)).eval()
+
+
+FEATURES = ("image_tokens", "image_pooled", "text_tokens", "text_pooled")
+
+
+def rows(b, index):
+    """Posters ``index`` (a list) of batch ``b``, as a batch."""
+    return {k: v[index] for k, v in b.items()}
+
+
+def assert_reads_its_inputs_per_poster(head, image, text):
+    """``head`` (eval) reads the feature ``image`` of every poster and ``text`` of every poster with text (None:
+    that modality not at all), no other feature; and a poster's output depends on that poster alone."""
+    b = batch()
+    out = head(b)
+    assert out.shape == (4, 3) and torch.isfinite(out).all()
+    has_text = b["has_text"].tolist()
+    g = torch.Generator().manual_seed(123)
+    for key in FEATURES:
+        moved = (head({**b, key: torch.randn(b[key].shape, generator=g)}) - out).abs().amax(1)
+        expected = [True] * 4 if key == image else has_text if key == text else [False] * 4
+        assert (moved > 1e-4).tolist() == expected and ((moved > 1e-4) | (moved < 1e-6)).all(), (key, moved)
+    # other posters in the batch (other texts, text lengths and has_text beside it) do not change poster i
+    others = rows(batch(seed=1), [3, 2, 1, 0])
+    for i in range(4):
+        mixed = {k: v.clone() for k, v in others.items()}
+        for k in mixed:
+            mixed[k][i] = b[k][i]
+        torch.testing.assert_close(head(mixed)[i], out[i])
+        torch.testing.assert_close(head(rows(b, [i]))[0], out[i])  # nor does it change alone
+
+
+def assert_dropout_only_in_training(build):
+    """``build(dropout)`` makes a head with the same weights whatever the dropout: in eval mode dropout is off
+    (deterministic, and the same output as without dropout); in training it is on, where the head has any."""
+    b = batch()
+    head = build(0.5)
+    if any(isinstance(m, torch.nn.Dropout) for m in head.modules()):
+        head.train()
+        assert not torch.equal(head(b), head(b))
+    head.eval()
+    out = head(b)
+    assert torch.equal(head(b), out)
+    torch.testing.assert_close(out, build(0.0).eval()(b))
 
 
 @pytest.mark.parametrize("kw", [
     {}, {"layers": 1}, {"layers": 0}, {"mcam": False}, {"mcam": False, "layers": 0},
     {"tokens": "pooled"}, {"tokens": "pooled", "fuse": "add"},
 ])
-def test_output_shape_and_finite(kw):
-    out = make(**kw)(batch())
-    assert out.shape == (4, 3) and torch.isfinite(out).all()
+def test_mcam_variants_read_their_inputs_per_poster(kw):
+    """Token sequences by default, pooled vectors with tokens: pooled; each poster on its own; no dropout in eval."""
+    tokens = kw.get("tokens", "sequence") == "sequence"
+    image, text = ("image_tokens", "text_tokens") if tokens else ("image_pooled", "text_pooled")
+    assert_reads_its_inputs_per_poster(make(**kw), image, text)
+    assert_dropout_only_in_training(lambda dropout: make(dropout=dropout, **kw))
 
 
 def test_padding_tokens_do_not_change_the_output():
@@ -97,11 +144,15 @@ BASELINES = ["concat", "sum", "image", "text", "gmu", "centralnet", "late", "lin
 
 
 @pytest.mark.parametrize("name", BASELINES)
-def test_baseline_heads_shape_and_overfit(name):
+def test_baseline_heads_read_their_inputs_per_poster_and_overfit(name):
+    """Pooled vectors only (image: not the text, text: not the image); each poster on its own; no dropout in eval;
+    and enough capacity to fit four posters' labels."""
+    assert_reads_its_inputs_per_poster(make_named(name), None if name == "text" else "image_pooled",
+                                       None if name == "image" else "text_pooled")
+    assert_dropout_only_in_training(lambda dropout: make_named(name, dropout))
     torch.manual_seed(0)
     head = create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=0.0), DIMS, num_genres=3))
     b = batch(n=4)
-    assert head(b).shape == (4, 3)
     y = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
     from pipeline.models.train import batch_training_loss
@@ -125,9 +176,9 @@ def test_single_modality_heads_ignore_the_other_modality():
     assert not torch.allclose(text(b2), before_t)
 
 
-def make_named(name):
+def make_named(name, dropout=0.0):
     torch.manual_seed(0)
-    return create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=0.0), DIMS, 3)).eval()
+    return create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=dropout), DIMS, 3)).eval()
 
 
 def test_late_fusion_blend_does_not_train_branches():
