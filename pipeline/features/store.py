@@ -24,12 +24,12 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from pipeline.features.cache import ArrayCache
-from pipeline.features.encoders import ImageEncoder, TextEncoder
 from pipeline.core.errors import PipelineError
-from pipeline.data.images import PosterError, load_rgb
 from pipeline.core.io import atomic_path, sha256_bytes, write_parquet
 from pipeline.core.progress import progress_bar
+from pipeline.data.images import PosterError, load_rgb
+from pipeline.features.cache import ArrayCache
+from pipeline.features.encoders import ImageEncoder, TextEncoder
 
 
 class FeatureError(PipelineError):

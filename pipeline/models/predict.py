@@ -15,15 +15,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.features.encoders import create_image_encoder, create_text_encoder
 from pipeline.core.errors import PipelineError
-from pipeline.features.store import FeatureSet, embed_images, embed_texts
-from pipeline.data.images import PosterError, expand_paths, read_poster
-from pipeline.features.ocr import ocr_texts, run_ocr
 from pipeline.core.params import EncoderParams, OcrParams
+from pipeline.data.images import PosterError, expand_paths, read_poster
 from pipeline.evaluation.thresholds import DecisionRule, checkpoint_rule, rule_line
-from pipeline.models.datasets import feature_tensors
+from pipeline.features.encoders import create_image_encoder, create_text_encoder
+from pipeline.features.ocr import ocr_texts, run_ocr
+from pipeline.features.store import FeatureSet, embed_images, embed_texts
 from pipeline.models.checkpoint import load_head
+from pipeline.models.datasets import feature_tensors
 
 
 class PredictError(PipelineError):

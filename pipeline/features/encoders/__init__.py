@@ -17,7 +17,7 @@ Registered names: ``clip`` (OpenCLIP, the paper's) and ``offline``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.core.params import EncoderParams
 from pipeline.features.encoders.base import EncoderError, ImageEncoder, TextEncoder
@@ -26,7 +26,8 @@ _IMAGE: dict[str, Callable[[EncoderParams], ImageEncoder]] = {}
 _TEXT: dict[str, Callable[[EncoderParams], TextEncoder]] = {}
 
 
-def register(name: str, image: Callable[[EncoderParams], ImageEncoder], text: Callable[[EncoderParams], TextEncoder]) -> None:
+def register(name: str, image: Callable[[EncoderParams], ImageEncoder],
+             text: Callable[[EncoderParams], TextEncoder]) -> None:
     _IMAGE[name] = image
     _TEXT[name] = text
 

@@ -41,8 +41,8 @@ from pipeline.features.encoders.base import (
     ImageEncoder,
     TextEncoder,
     autocast,
-    precision,
     encoder_device,
+    precision,
     to_tensor,
 )
 
@@ -162,7 +162,8 @@ class ClipTextEncoder(TextEncoder):
         x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
         pooled = text_global_pool(x, text, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
         if m.text_projection is not None:
-            pooled = m.text_projection(pooled) if isinstance(m.text_projection, torch.nn.Linear) else pooled @ m.text_projection
+            proj = m.text_projection
+            pooled = proj(pooled) if isinstance(proj, torch.nn.Linear) else pooled @ proj
         return pooled, x
 
     @torch.no_grad()

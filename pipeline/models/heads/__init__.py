@@ -10,7 +10,8 @@ A head maps a batch of cached features (``image_tokens``, ``image_pooled``,
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
