@@ -101,9 +101,9 @@ def main() -> None:
     text = FeatureSet(tk, ta, text_enc.identity, None)
     split = split_films(bigger, PAPER_GENRES)
     data, _ = build_datasets(bigger, split, image, text, PAPER_GENRES)
-    _, curve, summary = train_head(data, feature_dims(image, text), PAPER_GENRES, FusionParams(),
-                                   TrainParams(epochs=args.epochs, patience=args.epochs), LossParams())
-    report["train_seconds_per_epoch"] = round(summary["seconds"] / len(curve), 3)
+    result = train_head(data, feature_dims(image, text), PAPER_GENRES, FusionParams(),
+                        TrainParams(epochs=args.epochs, patience=args.epochs), LossParams())
+    report["train_seconds_per_epoch"] = round(result.summary.seconds / len(result.curve), 3)
     report["train_posters"] = len(data["train"])
     print(f"train: {report['train_seconds_per_epoch']} s/epoch on {len(data['train'])} posters")
     if args.out:

@@ -38,9 +38,9 @@ def main(
     train = p["train"].model_copy(update={"seed": seed})
     image, text = load_feature_pair(features)
     datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    ckpt, curve, summary = train_head(datasets, feature_dims(image, text), genres, fusion, train, p["loss"])
-    seconds = summary["seconds"]
-    head = head_from_checkpoint(ckpt)
+    result = train_head(datasets, feature_dims(image, text), genres, fusion, train, p["loss"])
+    summary = result.summary
+    head = head_from_checkpoint(result.checkpoint)
     cpu = torch.device("cpu")
     val, test = datasets["val"], datasets["test"]
     s_val, s_test = predict_scores(head, val, cpu), predict_scores(head, test, cpu)
@@ -50,13 +50,13 @@ def main(
     write_parquet(folder / "scores.parquet", pd.concat(frames, ignore_index=True))
     branches = branch_figures(head, val, cpu)
     write_json(folder / "run.json", {
-        "method": method, "seed": seed, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-        "best_val_loss": round(summary["best_val_loss"], 6), "parameters": summary["parameters"],
+        "method": method, "seed": seed, "epochs_run": summary.epochs_run, "best_epoch": summary.best_epoch,
+        "best_val_loss": summary.best_val_loss, "parameters": summary.parameters,
         **({"branches": branches} if branches else {}),
     })
     # wall time varies run to run: kept apart so run.json and scores stay byte-identical
-    write_json(folder / "timing.json", {"seconds": round(seconds, 2), "device": summary["device"]})
-    print(f"compare: {method} seed {seed}: {summary['epochs_run']} epochs in {seconds:.1f} s")
+    write_json(folder / "timing.json", {"seconds": round(summary.seconds, 2), "device": summary.device})
+    print(f"compare: {method} seed {seed}: {summary.epochs_run} epochs in {summary.seconds:.1f} s")
 
 
 if __name__ == "__main__":

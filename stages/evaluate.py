@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 import typer
 
-from pipeline.core.io import read_parquet, write_csv, write_json, write_parquet
+from pipeline.core.io import read_parquet, write_json, write_parquet
 from pipeline.core.params import load_params
 from pipeline.evaluation.evaluate import evaluate_scores, paper_rule, predictions_table, rule_figures
+from pipeline.evaluation.live import log_evaluation, open_live
 from pipeline.evaluation.thresholds import checkpoint_rule
 from pipeline.features.store import load_feature_pair
 from pipeline.models.checkpoint import load_head
@@ -24,9 +25,8 @@ def main(
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
-    metrics: Path = typer.Option(Path("metrics/eval.json"), help="Test metrics (dvc metrics)."),
-    per_genre: Path = typer.Option(Path("plots/per_genre.csv"), help="Per-genre results (dvc plots)."),
-    pr_curve: Path = typer.Option(Path("plots/pr_curve.csv"), help="Precision-recall curves (dvc plots)."),
+    live: Path = typer.Option(Path("dvclive/evaluate"), help="DVCLive folder: metrics.json (test metrics, both "
+                              "rules) and plots/custom/ (per-genre results, precision-recall per genre)."),
     predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
     thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="The paper's rule's threshold per genre."),
 ) -> None:
@@ -49,10 +49,9 @@ def main(
     result, table, curves = evaluate_scores(y, scores, genres, paper)
     rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
     figures = rule_figures(y, scores, paper, product)
-    # Per-genre results live in per_genre.csv (a plot and a table), keeping `dvc metrics show` readable.
-    write_json(metrics, rounded | figures)
-    write_csv(per_genre, table.round(6))
-    write_csv(pr_curve, curves)
+    # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
+    with open_live(live) as logger:
+        log_evaluation(logger, rounded | figures, table.round(6), curves)
     write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product))
     write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": paper.to_dict()["thresholds"]})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "

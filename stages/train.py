@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from pipeline.core.io import read_parquet, write_csv, write_json
+from pipeline.core.io import read_parquet
 from pipeline.core.params import load_params
+from pipeline.evaluation.live import EpochLogger, log_train_summary, open_live
 from pipeline.features.store import load_feature_pair
 from pipeline.models.checkpoint import save_checkpoint
 from pipeline.models.datasets import build_datasets, feature_dims
@@ -23,8 +23,8 @@ def main(
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
     model: Path = typer.Option(Path("models/model.pt"), help="Best checkpoint (lowest validation loss)."),
-    curve: Path = typer.Option(Path("plots/train_curve.csv"), help="Loss per epoch (dvc plots)."),
-    metrics: Path = typer.Option(Path("metrics/train.json"), help="Best epoch and validation loss."),
+    live: Path = typer.Option(Path("dvclive/train"), help="DVCLive folder: metrics.json (per epoch while "
+                              "training, then the run's summary) and plots/ (one file per metric, by epoch)."),
 ) -> None:
     """Train the head named by fusion.head with train.* and loss.* (paper defaults); then choose the product's
     decision rule on the validation split (eval.rule_metric) and save it in the checkpoint."""
@@ -33,20 +33,20 @@ def main(
     image, text = load_feature_pair(features)
     datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
     dims = feature_dims(image, text)
-    checkpoint, rows, summary = train_head(datasets, dims, genres, p["fusion"], p["train"], p["loss"])
-    checkpoint["features"] = {"image": image.identity, "text": text.identity}
-    rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
-    save_checkpoint(checkpoint, model)
-    write_csv(curve, pd.DataFrame(rows))
-    # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
-    print(f"train: {summary['epochs_run']} epochs in {summary['seconds']} s on {summary['device']}, "
-          f"best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']})")
-    print(f"train: decision rule {rule['name']}: {rule['metric']} {rule['validation_score']:.4f} on validation "
-          f"(paper's rule {rule['validation_score_paper_rule']:.4f}), "
-          f"genres per poster {rule['genres_per_poster']:.2f} "
-          f"(paper's rule {rule['genres_per_poster_paper_rule']:.2f}, true {rule['genres_per_poster_true']:.2f})")
-    write_json(metrics, {k: v for k, v in summary.items() if k not in ("seconds", "device")} | info
-               | {"decision_rule": rule})
+    with open_live(live) as logger:
+        result = train_head(datasets, dims, genres, p["fusion"], p["train"], p["loss"],
+                            on_epoch=EpochLogger(logger, datasets["val"], p["eval"].threshold))
+        checkpoint, summary = result.checkpoint, result.summary
+        checkpoint["features"] = {"image": image.identity, "text": text.identity}
+        rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
+        save_checkpoint(checkpoint, model)
+        # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
+        log_train_summary(logger, summary, info, rule)
+    print(f"train: {summary.epochs_run} epochs in {summary.seconds} s on {summary.device}, "
+          f"best epoch {summary.best_epoch} (val loss {summary.best_val_loss})")
+    print(f"train: decision rule {rule.name}: {rule.metric} {rule.validation_score:.4f} on validation "
+          f"(paper's rule {rule.validation_score_paper_rule:.4f}), genres per poster {rule.genres_per_poster:.2f} "
+          f"(paper's rule {rule.genres_per_poster_paper_rule:.2f}, true {rule.genres_per_poster_true:.2f})")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,13 @@ def imported_names(path: Path, name: str) -> Iterator[str]:
     ``module_file`` finds no file for ``a.b`` and it is dropped.
     """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    # imports under `if TYPE_CHECKING:` never run: they are for the type checker only
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node.test)
+                   for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -53,6 +59,11 @@ def imported_names(path: Path, name: str) -> Iterator[str]:
                 base = node.module or ""
             yield base
             yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def imported_files(module: str) -> set[Path]:
@@ -122,7 +133,8 @@ def test_import_graph_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "stages/__init__.py": "",
         "stages/run.py": "import os\nfrom pipeline.a import f\nimport pipeline.b\n",
         "pipeline/__init__.py": "",
-        "pipeline/a.py": "from . import c\nfrom .sub.d import g\ndef f():\n    from pipeline import e\n",
+        "pipeline/a.py": "from typing import TYPE_CHECKING\nfrom . import c\nfrom .sub.d import g\n"
+                         "if TYPE_CHECKING:\n    from . import unused\ndef f():\n    from pipeline import e\n",
         "pipeline/b.py": "import numpy\n",
         "pipeline/c.py": "",
         "pipeline/e.py": "",

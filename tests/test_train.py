@@ -42,10 +42,15 @@ def data():
 def test_train_variants_run_and_checkpoint_roundtrips(data, tmp_path, loss, head, oversample):
     datasets, dims, info = data
     assert info["train_posters"] == 40 and info["posters_without_features"] == 0
-    ckpt, curve, summary = train_head(datasets, dims, GENRES, FusionParams(head=head, dim=16, heads=4),
-                                      TrainParams(epochs=3, patience=2, oversample=oversample), LossParams(name=loss))
-    assert all(np.isfinite(r["val_loss"]) for r in curve)
-    save_checkpoint(ckpt, tmp_path / "m.pt")
+    seen = []
+    result = train_head(datasets, dims, GENRES, FusionParams(head=head, dim=16, heads=4),
+                        TrainParams(epochs=3, patience=2, oversample=oversample), LossParams(name=loss),
+                        on_epoch=lambda record, model: seen.append(record))
+    assert all(np.isfinite(r.val_loss) for r in result.curve)
+    assert seen == result.curve  # the hook saw every epoch, as it ended
+    assert result.summary.epochs_run == sum(r.epoch > 0 for r in result.curve)  # naive: one record, epoch 0
+    assert "seconds" not in result.summary.reproducible()
+    save_checkpoint(result.checkpoint, tmp_path / "m.pt")
     model, meta = load_head(tmp_path / "m.pt")
     s = predict_scores(model, datasets["test"], torch.device("cpu"))
     assert s.shape == (10, 3) and np.all((s >= 0) & (s <= 1))
@@ -55,8 +60,8 @@ def test_train_variants_run_and_checkpoint_roundtrips(data, tmp_path, loss, head
 def test_training_is_deterministic(data, tmp_path):
     datasets, dims, _ = data
     args = (datasets, dims, GENRES, FusionParams(dim=16, heads=4), TrainParams(epochs=2), LossParams())
-    a, ca, _ = train_head(*args)
-    b, cb, _ = train_head(*args)
+    ra, rb = train_head(*args), train_head(*args)
+    a, ca, b, cb = ra.checkpoint, ra.curve, rb.checkpoint, rb.curve
     assert ca == cb
     assert attach_decision_rule(a, datasets["val"]) == attach_decision_rule(b, datasets["val"])
     save_checkpoint(a, tmp_path / "a.pt")
@@ -104,7 +109,8 @@ def test_predict_scores_keep_poster_order_with_length_sorted_batches():
 def trained(data, tmp_path_factory):
     """A tiny trained head whose checkpoint carries its decision rule, as the train stage saves it."""
     datasets, dims, _ = data
-    ckpt, _, _ = train_head(datasets, dims, GENRES, FusionParams(dim=16, heads=4), TrainParams(epochs=2), LossParams())
+    fusion = FusionParams(dim=16, heads=4)
+    ckpt = train_head(datasets, dims, GENRES, fusion, TrainParams(epochs=2), LossParams()).checkpoint
     ckpt["features"] = {"image": {"x": 1}, "text": {"y": 1}}  # the identities of the data fixture
     summary = attach_decision_rule(ckpt, datasets["val"], "f1_samples", 0.5)
     path = tmp_path_factory.mktemp("model") / "model.pt"
@@ -125,9 +131,9 @@ def test_checkpoint_carries_the_decision_rule_chosen_on_validation(data, trained
     assert rule == expected and rule.genres == GENRES
     assert meta["decision_rule_validation"] == report
     assert report["paper"]["name"] == "global@0.5"
-    assert summary["name"] == rule.name and summary["max_genres"] == rule.max_genres
-    assert summary["metric"] == "f1_samples" and summary["validation_score"] == report["chosen"]["f1_samples"]
-    assert summary["genres_per_poster_true"] == report["genres_per_poster_true"]
+    assert summary.name == rule.name and summary.max_genres == rule.max_genres
+    assert summary.metric == "f1_samples" and summary.validation_score == report["chosen"]["f1_samples"]
+    assert summary.genres_per_poster_true == report["genres_per_poster_true"]
 
 
 def _stub_feature_pipeline(monkeypatch, datasets, posters):
@@ -203,3 +209,23 @@ def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, tra
                for r in fallback)
     assert notes[0].startswith("note: the checkpoint has no decision rule")
     assert notes[1] == "rule: threshold 0.3 for every genre, no cap (the paper's rule)"
+
+
+def test_dvclive_logs_every_epoch_and_changes_nothing(data, tmp_path):
+    """The DVCLive hook writes one row per epoch for each metric, and the model is the one trained without it."""
+    from pipeline.evaluation.live import EpochLogger, open_live
+
+    datasets, dims, _ = data
+    args = (datasets, dims, GENRES, FusionParams(dim=16, heads=4), TrainParams(epochs=3, patience=5), LossParams())
+    plain = train_head(*args)
+    with open_live(tmp_path / "live") as live:
+        logged = train_head(*args, on_epoch=EpochLogger(live, datasets["val"]))
+    save_checkpoint(plain.checkpoint, tmp_path / "a.pt")
+    save_checkpoint(logged.checkpoint, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    for name in ("train/loss", "val/loss", "val/f1_macro", "val/average_precision_macro"):
+        rows = (tmp_path / "live" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+        assert [int(r.split("\t")[0]) for r in rows[1:]] == [1, 2, 3]
+    val_losses = [float(r.split("\t")[1]) for r in
+                  (tmp_path / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text().splitlines()[1:]]
+    assert val_losses == [r.val_loss for r in logged.curve]

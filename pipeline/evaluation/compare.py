@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.evaluation.evaluate import decision_thresholds
 from pipeline.evaluation.methods import BASELINES, METHODS, PAPER_HEAD, TABLE_NOTES, TABLES
-from pipeline.evaluation.metrics import all_metrics, f1, precision_recall_curve
+from pipeline.evaluation.metrics import all_metrics, f1, interpolated_precision
 from pipeline.evaluation.thresholds import DecisionRule, choose_rule, genres_per_poster, measure
 
 TABLE_METRICS = [
@@ -382,8 +382,7 @@ def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int 
     table = pd.DataFrame({"recall": np.round(grid, 4)})
     for method, rs in runs.items():
         y, s = _arrays(rs[0]["test"], genres)
-        precision, recall, _ = precision_recall_curve(y.ravel(), s.ravel())
-        table[method] = [round(float(precision[recall >= r - 1e-12].max()), 6) for r in grid]
+        table[method] = interpolated_precision(y.ravel(), s.ravel(), grid)
     return table
 
 

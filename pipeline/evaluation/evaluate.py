@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.metrics import all_metrics, precision_recall_curve
+from pipeline.evaluation.metrics import all_metrics, interpolated_precision
 from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure
 
 
@@ -26,8 +26,7 @@ def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points
         if y_true[:, j].sum() == 0:
             table[g] = np.nan
             continue
-        precision, recall, _ = precision_recall_curve(y_true[:, j], y_score[:, j])
-        table[g] = [round(float(precision[recall >= r - 1e-12].max()), 6) for r in grid]
+        table[g] = interpolated_precision(y_true[:, j], y_score[:, j], grid)
     return table
 
 

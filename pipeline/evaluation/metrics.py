@@ -123,6 +123,12 @@ def precision_recall_curve(y_true, y_score):
     return np.r_[precision[sl], 1.0], np.r_[recall[sl], 0.0], thresholds[sl]
 
 
+def interpolated_precision(y_true, y_score, recall_levels) -> list[float]:
+    """Best precision at recall >= r for each r of ``recall_levels`` (the interpolated PR curve), rounded to 6."""
+    precision, recall, _ = precision_recall_curve(y_true, y_score)
+    return [round(float(precision[recall >= r - 1e-12].max()), 6) for r in recall_levels]
+
+
 def per_genre(y_true, y_pred) -> dict[str, np.ndarray]:
     c = confusion_counts(y_true, y_pred)
     return {

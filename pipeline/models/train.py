@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,54 @@ from pipeline.models.checkpoint import head_from_checkpoint, make_checkpoint
 from pipeline.models.datasets import Dataset, mean_loss, predict_scores
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.losses import create_loss
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of training: mean training loss over its batches, loss on the validation split."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    parameters: int
+    seconds: float  # wall time: varies run to run, never written where outputs must be byte-identical
+    device: str
+
+    def reproducible(self) -> dict[str, Any]:
+        """The fields that are the same for the same inputs (no wall time, no device)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seconds", "device")}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: dict[str, Any]  # plain data for torch.save: see pipeline.models.checkpoint
+    curve: list[EpochRecord]
+    summary: TrainSummary
+
+
+@dataclass(frozen=True)
+class ChosenRule:
+    """The product's decision rule chosen on validation, with the figures behind the choice."""
+
+    name: str
+    max_genres: int | None
+    metric: str
+    validation_score: float
+    validation_score_paper_rule: float
+    genres_per_poster: float
+    genres_per_poster_paper_rule: float
+    genres_per_poster_true: float
+
+
+#: Called after every epoch with the record and the model (in its state after that epoch).
+EpochHook = Callable[[EpochRecord, torch.nn.Module], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -62,15 +112,18 @@ def train_head(
     fusion: FusionParams,
     train: TrainParams,
     loss: LossParams,
-) -> tuple[dict[str, Any], list[dict], dict]:
-    """Train; return the best checkpoint, the per-epoch curve and a summary."""
+    on_epoch: EpochHook | None = None,
+) -> TrainResult:
+    """Train; return the best checkpoint, the per-epoch curve and a summary.
+
+    ``on_epoch`` (e.g. a DVCLive logger) sees every epoch as it ends; it must not change the model."""
     seed_everything(train.seed)
     device = resolve_device(train.device, "train.device")
     config = head_config(fusion, dims, len(genres))
     model = create_head(config).to(device)
     loss_fn = make_loss(loss, datasets["train"].labels)
     if not getattr(model, "trainable", True):
-        return _fit_untrainable(model, datasets, config, genres, loss_fn, device)
+        return _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
     gen = torch.Generator().manual_seed(train.seed)
     tr, va = datasets["train"], datasets["val"]
@@ -78,7 +131,7 @@ def train_head(
     sample_weights = oversampling_weights(tr.labels) if train.oversample else None
     lengths = tr.text_lengths() if train.group_by_length else None
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
-    curve: list[dict] = []
+    curve: list[EpochRecord] = []
     stale = 0
     t0 = time.perf_counter()
     with progress_bar("epochs") as bar:
@@ -95,7 +148,9 @@ def train_head(
                 total += batch_loss.item() * len(idx)
                 n += len(idx)
             val_loss = mean_loss(model, va, loss_fn, device)
-            curve.append({"epoch": epoch, "train_loss": round(total / n, 6), "val_loss": round(val_loss, 6)})
+            curve.append(EpochRecord(epoch, round(total / n, 6), round(val_loss, 6)))
+            if on_epoch is not None:
+                on_epoch(curve[-1], model)
             if val_loss < best["val_loss"]:
                 best = {"val_loss": val_loss, "epoch": epoch,
                         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
@@ -110,19 +165,14 @@ def train_head(
                 break
     seconds = time.perf_counter() - t0
     checkpoint = make_checkpoint(config, genres, best["state"], best["epoch"], best["val_loss"])
-    summary = {
-        "best_epoch": best["epoch"],
-        "best_val_loss": round(best["val_loss"], 6),
-        "epochs_run": len(curve),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "seconds": round(seconds, 2),
-        "device": device.type,
-    }
-    return checkpoint, curve, summary
+    summary = TrainSummary(best_epoch=best["epoch"], best_val_loss=round(best["val_loss"], 6), epochs_run=len(curve),
+                           parameters=int(sum(p.numel() for p in model.parameters())), seconds=round(seconds, 2),
+                           device=device.type)
+    return TrainResult(checkpoint, curve, summary)
 
 
 def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_samples",
-                         threshold: float = 0.5) -> dict:
+                         threshold: float = 0.5) -> ChosenRule:
     """Choose the product's decision rule on the validation split and save it in ``checkpoint``.
 
     The validation scores are those of the checkpoint's head (the best epoch), on the
@@ -130,7 +180,7 @@ def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_sampl
     ``checkpoint["decision_rule_validation"]`` the figures behind the choice (the chosen
     rule, the paper's, every candidate: ``metric``, genres per poster predicted and
     true), rounded, so the checkpoint stays byte-identical for the same inputs.
-    Returns the summary for ``metrics/train.json``.
+    Returns what was chosen, for the stage's metrics.
     """
     from pipeline.evaluation.thresholds import choose_rule
 
@@ -140,11 +190,11 @@ def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_sampl
     checkpoint["decision_rule"] = rule.to_dict()
     checkpoint["decision_rule_validation"] = report
     chosen = report["chosen"]
-    return {"name": rule.name, "max_genres": rule.max_genres, "metric": metric,
-            "validation_score": chosen[metric], "validation_score_paper_rule": report["paper"][metric],
-            "genres_per_poster": chosen["genres_per_poster"],
-            "genres_per_poster_paper_rule": report["paper"]["genres_per_poster"],
-            "genres_per_poster_true": report["genres_per_poster_true"]}
+    return ChosenRule(name=rule.name, max_genres=rule.max_genres, metric=metric,
+                      validation_score=chosen[metric], validation_score_paper_rule=report["paper"][metric],
+                      genres_per_poster=chosen["genres_per_poster"],
+                      genres_per_poster_paper_rule=report["paper"]["genres_per_poster"],
+                      genres_per_poster_true=report["genres_per_poster_true"])
 
 
 def make_loss(loss: LossParams, train_labels: torch.Tensor):
@@ -166,16 +216,17 @@ def batch_training_loss(model, feats, y, loss_fn):
     return loss_fn(model(feats), y)
 
 
-def _fit_untrainable(model, datasets, config, genres, loss_fn, device):
-    """Heads without parameters (naive): fit on the training labels, no epochs."""
+def _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch=None) -> TrainResult:
+    """Heads without parameters (naive): fit on the training labels; one record, epoch 0."""
     model.fit(datasets["train"].labels.to(device))
     val_loss = mean_loss(model, datasets["val"], loss_fn, device)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     checkpoint = make_checkpoint(config, genres, state, 0, val_loss)
-    curve = [{"epoch": 0, "train_loss": round(mean_loss(model, datasets["train"], loss_fn, device), 6),
-              "val_loss": round(val_loss, 6)}]
-    summary = {"best_epoch": 0, "best_val_loss": round(val_loss, 6), "epochs_run": 0, "parameters": 0,
-               "seconds": 0.0, "device": device.type}
-    return checkpoint, curve, summary
+    curve = [EpochRecord(0, round(mean_loss(model, datasets["train"], loss_fn, device), 6), round(val_loss, 6))]
+    if on_epoch is not None:
+        on_epoch(curve[0], model)
+    summary = TrainSummary(best_epoch=0, best_val_loss=round(val_loss, 6), epochs_run=0, parameters=0,
+                           seconds=0.0, device=device.type)
+    return TrainResult(checkpoint, curve, summary)
 
 
