@@ -38,9 +38,10 @@ class _Group(BaseModel):
 class DataParams(_Group):
     #: ``imdb`` (scrape IMDb into the folder ``imdb/``), a CSV of ``imdb_id,genres,poster_url``
     #: (download those posters into ``imdb/``), or a folder holding labels.csv + images.
-    source: str = "../shared/posters"
+    #: The default replicates the paper on a connected machine: IMDb posters of 4,464 films.
+    source: str = "imdb"
     genres: list[str] = Field(default_factory=lambda: list(PAPER_GENRES), min_length=1)
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=4464, ge=1)
     seed: int = 0
     # -- scraping (data.source: imdb or a CSV of URLs); the one place these defaults are written --
     posters_per_film: int = Field(default=1, ge=1, le=20)
