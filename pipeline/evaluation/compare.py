@@ -153,9 +153,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
         metrics, val_f1, taus, rules = [], [], [], []
         preds[method] = []
         for r in rs:
-            y, s = _arrays(r["test"], genres)
-            y_val, s_val = _arrays(r["val"], genres)
-            tau = decision_thresholds(threshold_mode, threshold, y_val, s_val)
+            y, s, y_val, s_val, tau = _decided(r, genres, threshold_mode, threshold)
             taus.append(tau)
             metrics.append(all_metrics(y, s, tau, genres))
             val_f1.append(f1(y_val, (s_val > tau).astype(np.int64), "macro"))
@@ -210,13 +208,20 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "test_films": int(len(np.unique(groups))) if groups is not None else 0}
 
 
+def _decided(run: dict, genres: list[str], threshold_mode: str, threshold: float):
+    """One run's test labels and scores, validation labels and scores, and the thresholds set from
+    validation only (the paper's rule, ``eval.threshold_mode``)."""
+    y, s = _arrays(run["test"], genres)
+    y_val, s_val = _arrays(run["val"], genres)
+    return y, s, y_val, s_val, decision_thresholds(threshold_mode, threshold, y_val, s_val)
+
+
 def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float):
-    """Test labels, film ids and each seed's 0/1 predictions of one method (thresholds from validation)."""
+    """Test labels, film ids, poster keys and each seed's 0/1 predictions of one method."""
     preds = []
     for r in rs:
-        y_val, s_val = _arrays(r["val"], genres)
-        y, s = _arrays(r["test"], genres)
-        preds.append((s > decision_thresholds(threshold_mode, threshold, y_val, s_val)).astype(np.int64))
+        y, s, _, _, tau = _decided(r, genres, threshold_mode, threshold)
+        preds.append((s > tau).astype(np.int64))
     return y, rs[0]["test"]["imdb_id"].to_numpy(), rs[0]["test"]["key"].to_numpy(), preds
 
 
