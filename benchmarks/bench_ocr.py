@@ -41,14 +41,17 @@ VARIANTS: dict[str, dict] = {
 
 def sample(posters_dir: str, n: int):
     """N posters with a title word, in a fixed pseudo-random order (sha256 of the film id)."""
+    import polars as pl
+
     from pipeline.core.params import PAPER_GENRES
     from pipeline.data.ingest import ingest_folder
     from pipeline.features.ocr import title_words
 
     table, _ = ingest_folder(posters_dir, PAPER_GENRES)
-    table = table[[bool(title_words(t)) for t in table["title"]]].drop_duplicates("sha256")
-    order = table["imdb_id"].map(lambda i: hashlib.sha256(i.encode()).hexdigest())
-    return table.assign(_o=order).sort_values("_o", kind="mergesort").head(n).drop(columns="_o")
+    table = table.filter(pl.Series([bool(title_words(t)) for t in table["title"]], dtype=pl.Boolean))
+    table = table.unique("sha256", keep="first", maintain_order=True)
+    order = pl.Series("_o", [hashlib.sha256(i.encode()).hexdigest() for i in table["imdb_id"]], dtype=pl.String)
+    return table.with_columns(order).sort("_o", maintain_order=True).head(n).drop("_o")
 
 
 def main() -> None:

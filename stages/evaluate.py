@@ -9,7 +9,7 @@ import typer
 
 from pipeline.core.io import read_parquet, write_json, write_parquet
 from pipeline.core.params import load_params
-from pipeline.evaluation.evaluate import evaluate_scores, paper_rule, predictions_table, rule_figures
+from pipeline.evaluation.evaluate import evaluate_scores, paper_rule, predictions_table, rounded, rule_figures
 from pipeline.evaluation.live import log_evaluation, open_live
 from pipeline.evaluation.thresholds import checkpoint_rule
 from pipeline.features.store import load_feature_pair
@@ -47,11 +47,11 @@ def main(
     scores = predict_scores(head, test, device)
     y = test.labels.numpy()
     result, table, curves = evaluate_scores(y, scores, genres, paper)
-    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
+    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
     figures = rule_figures(y, scores, paper, product)
     # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
     with open_live(live) as logger:
-        log_evaluation(logger, rounded | figures, table.round(6), curves)
+        log_evaluation(logger, metrics | figures, rounded(table, 6), curves)
     write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product))
     write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": paper.to_dict()["thresholds"]})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "

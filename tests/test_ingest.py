@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from PIL import Image
 
@@ -84,9 +85,9 @@ def test_every_broken_case_is_fixed_or_skipped_with_a_reason(broken_folder):
     assert report["unknown_genres"] == {"N/A": 1}
     assert report["ignored_genres"] == {"Documentary": 2}  # tt0000001 (once: its repeat is a duplicate), tt0000012
     # a film with two posters keeps both, with one label set
-    film = table[table["imdb_id"] == "tt0000013"]
+    film = table.filter(pl.col("imdb_id") == "tt0000013")
     assert len(film) == 2 and set(film["labels"]) == {"Comedy"}
-    assert table.loc[table["imdb_id"] == "tt0000001", "labels"].item() == "Action"
+    assert table.filter(pl.col("imdb_id") == "tt0000001")["labels"].item() == "Action"
     json.dumps(report)  # serialisable
     # every kept poster loads as RGB; alpha is composited on white
     for path, sha in zip(table["path"], table["sha256"]):
@@ -107,7 +108,7 @@ def test_limit_keeps_that_many_films_deterministically_and_grows_monotonically(t
     with open(tmp_path / "labels.csv", "a") as fh:
         fh.write(f"tt0000001,Film 1,2000,Drama,{images[9]}\n")  # film 1 has two posters
     full, _ = ingest_folder(tmp_path, GENRES)
-    assert full["imdb_id"].nunique() == 9 and len(full) == 10
+    assert full["imdb_id"].n_unique() == 9 and len(full) == 10
     chosen = []
     for limit in range(1, 10):
         table, report = ingest_folder(tmp_path, GENRES, limit=limit, seed=0)
@@ -131,6 +132,24 @@ def test_source_errors_are_one_line(tmp_path):
     (tmp_path / "labels.csv").write_text("id,genre\n1,Drama\n")
     with pytest.raises(IngestError, match="missing column"):
         ingest_folder(tmp_path, GENRES)
+    (tmp_path / "labels.csv").write_text('imdb_id,title,genres,image\ntt0000001,12" Single,Drama,a.jpg\n')
+    with pytest.raises(IngestError, match=r"labels.csv: malformed CSV \("):
+        ingest_folder(tmp_path, GENRES)
+    (tmp_path / "labels.csv").write_bytes(b"imdb_id,title,genres,image\ntt0000001,\xe9t\xe9,Drama,a.jpg\n")
+    with pytest.raises(IngestError, match="labels.csv: not UTF-8 text"):
+        ingest_folder(tmp_path, GENRES)
+
+
+def test_labels_csv_as_written(tmp_path):
+    """Byte-order mark, CRLF, blank lines, quoted commas and quotes: read as Python's csv reads them."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(_jpeg())
+    text = ('\ufeffimdb_id,title,year,genres,image\r\n\r\n'
+            'tt0000001,"Stop, or My Mom Will ""Shoot""",1992,Action|Comedy,images/a.jpg\r\n\r\n')
+    (tmp_path / "labels.csv").write_bytes(text.encode())
+    table, report = ingest_folder(tmp_path, GENRES)
+    assert report["rows_read"] == 1 and report["skipped_total"] == 0
+    assert table.select("title", "year", "labels").rows() == [('Stop, or My Mom Will "Shoot"', 1992, "Action|Comedy")]
 
 
 def test_changed_poster_is_detected(tmp_path):
@@ -145,7 +164,7 @@ def test_changed_poster_is_detected(tmp_path):
 def test_real_posters_ingest(posters_dir):
     table, report = ingest_folder(posters_dir, GENRES, limit=20)
     assert report["films_kept"] == 20 and len(table) == 20
-    assert table["sha256"].str.len().eq(64).all()
+    assert (table["sha256"].str.len_chars() == 64).all()
 
 
 def test_decompression_bomb_is_refused():

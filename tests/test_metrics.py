@@ -212,4 +212,4 @@ def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
                                         "hamming_loss", "genres_per_poster"}
     table = predictions_table([f"k{i}" for i in range(60)], [f"tt{i}" for i in range(60)], y, s, genres, paper, product)
     assert all(len(p.split("|")) <= 2 for p in table["predicted_product"] if p)
-    assert table["predicted"].tolist() == ["|".join(g for g, v in zip(genres, row) if v > 0.5) for row in s]
+    assert table["predicted"].to_list() == ["|".join(g for g, v in zip(genres, row) if v > 0.5) for row in s]

@@ -1,5 +1,5 @@
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.data.labels import label_matrix
 from pipeline.data.split import iterative_stratification, split_films
@@ -14,24 +14,24 @@ def posters(n_films=400, seed=0):
         labels = [g for g, p in zip(GENRES, (0.5, 0.3, 0.1, 0.04)) if rng.random() < p] or ["A"]
         for k in range(1 + f % 3):  # 1-3 posters per film
             rows.append({"imdb_id": f"tt{f:07d}", "labels": "|".join(labels), "sha256": f"{f}-{k}"})
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows)
 
 
 def test_films_are_never_split_across_sets():
     table = posters()
     split = split_films(table, GENRES, (0.8, 0.1, 0.1), seed=0)
-    assert split["imdb_id"].is_unique
-    merged = table.merge(split, on="imdb_id")
-    assert (merged.groupby("imdb_id")["split"].nunique() == 1).all()
+    assert split["imdb_id"].is_unique().all()
+    merged = table.join(split, on="imdb_id", how="inner")
+    assert (merged.group_by("imdb_id").agg(pl.col("split").n_unique())["split"] == 1).all()
     assert len(merged) == len(table)
 
 
 def test_proportions_and_stratification():
     table = posters()
     split = split_films(table, GENRES, (0.8, 0.1, 0.1), seed=0)
-    counts = split["split"].value_counts()
+    counts = dict(split["split"].value_counts().iter_rows())
     assert abs(counts["train"] - 320) <= 4 and abs(counts["val"] - 40) <= 4 and abs(counts["test"] - 40) <= 4
-    films = table.drop_duplicates("imdb_id").merge(split, on="imdb_id")
+    films = table.unique("imdb_id", keep="first", maintain_order=True).join(split, on="imdb_id", maintain_order="left")
     y = label_matrix(films["labels"], GENRES)
     total = y.sum(0)
     for name, frac in (("train", 0.8), ("val", 0.1), ("test", 0.1)):
@@ -47,6 +47,7 @@ def test_deterministic_and_seed_dependent():
     c = split_films(table, GENRES, seed=2)
     assert a.equals(b)
     assert not a.equals(c)
+    assert split_films(table.reverse(), GENRES, seed=1).equals(a)  # one row per film, sorted by imdb_id
 
 
 def test_rows_without_labels_are_assigned():

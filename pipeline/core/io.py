@@ -5,20 +5,28 @@ renamed over the target, so an interrupted stage leaves the last good output.
 Writers avoid anything that varies between runs (timestamps, dict order), so
 the same inputs give byte-identical files and DVC never re-runs downstream
 stages for nothing.
+
+Tables are Polars DataFrames; Parquet goes through PyArrow with fixed settings
+(:data:`PARQUET_OPTIONS`), a Polars frame without schema metadata, so the same
+table always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -82,17 +90,89 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_csv(path: str | Path, table: pd.DataFrame) -> None:
-    write_text(path, table.to_csv(index=False, lineterminator="\n"))
+def _csv_cell(value: Any, float32: bool) -> str:
+    """A CSV field as the project has always written it: floats in their shortest exact form
+    (``1e-05``, ``0.1``, ``100.0``), a missing value or NaN as an empty field, booleans ``True``/``False``."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(np.float32(value)) if float32 else repr(value)
+    return str(value)
 
 
-def write_parquet(path: str | Path, table: pd.DataFrame | pa.Table) -> None:
-    """Write Parquet atomically; no pandas index, no per-run metadata."""
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+def write_csv(path: str | Path, table: pl.DataFrame) -> None:
+    """Write ``table`` as CSV atomically: header, ``\\n`` line ends, minimal quoting (Python's csv)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.columns)
+    float32 = [dtype == pl.Float32 for dtype in table.dtypes]
+    for row in table.iter_rows():
+        writer.writerow([_csv_cell(v, f) for v, f in zip(row, float32)])
+    write_text(path, buf.getvalue())
+
+
+#: Every Parquet file is written with these settings (pyarrow's defaults of 2024, named so that a
+#: new pyarrow cannot change them): zstd level 1, row groups of up to 1 Mi rows, format 2.6.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "row_group_size": 1 << 20,
+    "data_page_size": 1 << 20,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "use_dictionary": True,
+    "write_statistics": True,
+    "store_schema": True,
+}
+
+
+def arrow_table(table: pl.DataFrame | pa.Table) -> pa.Table:
+    """``table`` as the Arrow table :func:`write_parquet` writes. A Polars frame is exported at Polars' oldest
+    compatibility level (``large_string``, ``large_list``: the Arrow types of the files pandas wrote before, and
+    the same whatever the Polars version), without schema metadata; an Arrow table is written as it is."""
+    if isinstance(table, pl.DataFrame):
+        return table.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(table, pa.Table):
+        return table
+    raise TypeError(f"write_parquet: expected a polars DataFrame or a pyarrow Table, not {type(table).__name__}")
+
+
+def write_parquet(path: str | Path, table: pl.DataFrame | pa.Table) -> None:
+    """Write Parquet atomically and deterministically (:data:`PARQUET_OPTIONS`, no timestamps):
+    the same table gives byte-identical files."""
+    table = arrow_table(table)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
 
 
-def read_parquet(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: str | Path) -> pl.DataFrame:
+    """A Parquet file as a Polars DataFrame (read through PyArrow, so any file pyarrow writes reads back)."""
+    return pl.from_arrow(pq.read_table(path))
+
+
+def read_csv(path: str | Path) -> pl.DataFrame:
+    """A CSV file (a header row, then one row per record) as a Polars DataFrame of strings, exactly as
+    written: no type inference, no whitespace trimmed, an empty or missing field is ``""``, fields beyond
+    the header ignored; a UTF-8 byte-order mark is dropped, and so are blank lines (a row whose every field
+    is empty), as Python's csv module does. An empty file gives a frame without columns.
+
+    Raises ``UnicodeDecodeError`` for a file that is not UTF-8, :class:`CsvError` (one line) for one
+    that is not CSV (a stray quote inside an unquoted field, an unterminated quoted field)."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    data.decode("utf-8")  # UnicodeDecodeError (with its reason) before Polars sees the bytes
+    try:
+        table = pl.read_csv(data, infer_schema=False, empty_string_is_null=False, truncate_ragged_lines=True,
+                            raise_if_empty=False)
+    except pl.exceptions.PolarsError as err:
+        raise CsvError(str(err).strip().splitlines()[0]) from None
+    if not table.width:
+        return table
+    return table.filter(pl.any_horizontal(pl.all() != ""))
+
+
+class CsvError(ValueError):
+    """A file that cannot be read as CSV (the message says why, in one line)."""

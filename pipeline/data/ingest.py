@@ -21,6 +21,10 @@ Choices where the format is silent:
   an absolute path elsewhere, a link pointing out -- is skipped as
   ``outside_source`` before the file is opened. A symlink loop is ``unreadable``.
 * Images under :data:`~pipeline.data.images.MIN_POSTER_SIDE` px a side are ``too_small``.
+* ``labels.csv`` is read by Polars as text, field by field as written (no type guessing). Blank lines
+  are ignored and fields past the header's are dropped, as Python's csv module does; a quote inside an
+  unquoted field (``12" Single``, write ``"12"" Single"``) or an unterminated quote makes the file
+  malformed rather than guessed at.
 
 Skip reasons: ``bad_imdb_id``, ``missing_file``, ``outside_source``, ``duplicate_row``,
 ``no_target_genre``, ``conflicting_genres`` (from ``labels.csv``), then from the
@@ -31,16 +35,15 @@ image itself (see :func:`pipeline.data.images.read_poster`): ``missing_file``,
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import seeded_order
+from pipeline.core.io import CsvError, read_csv, seeded_order
 from pipeline.core.progress import track
 from pipeline.data.images import PosterError, read_poster
 
@@ -56,10 +59,12 @@ IMDB_GENRES = frozenset({
 REQUIRED_COLUMNS = ("imdb_id", "genres", "image")
 IMDB_ID = re.compile(r"^tt\d{5,10}$")
 
-COLUMNS = [
-    "imdb_id", "title", "year", "imdb_genres", "labels", "image", "path",
-    "sha256", "width", "height", "mode", "converted",
-]
+#: The posters table: columns and their types (``year`` is null when labels.csv has none).
+SCHEMA = {
+    "imdb_id": pl.String, "title": pl.String, "year": pl.Int64, "imdb_genres": pl.String, "labels": pl.String,
+    "image": pl.String, "path": pl.String, "sha256": pl.String, "width": pl.Int64, "height": pl.Int64,
+    "mode": pl.String, "converted": pl.Boolean,
+}
 
 
 class IngestError(PipelineError, ValueError):
@@ -79,12 +84,11 @@ class IngestReport:
         self.skipped[reason] += 1
         self.details.append({"row": row, "imdb_id": imdb_id, "reason": reason, "detail": detail})
 
-    def to_dict(self, table: pd.DataFrame, genres: list[str]) -> dict:
-        labels = table["labels"].str.split("|") if len(table) else pd.Series([], dtype=object)
-        per_genre = Counter(g for gs in labels for g in gs)
+    def to_dict(self, table: pl.DataFrame, genres: list[str]) -> dict:
+        per_genre = Counter(g for labels in table["labels"] for g in labels.split("|"))
         return {
             "rows_read": self.rows,
-            "films_kept": int(table["imdb_id"].nunique()) if len(table) else 0,
+            "films_kept": int(table["imdb_id"].n_unique()) if len(table) else 0,
             "posters_kept": int(len(table)),
             "skipped": dict(sorted(self.skipped.items())),
             "skipped_total": int(sum(self.skipped.values())),
@@ -103,16 +107,15 @@ def read_labels(source: Path) -> list[dict]:
     if not labels.is_file():
         raise IngestError(f"{labels}: not found (data.source must hold labels.csv and the images)")
     try:
-        with open(labels, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise IngestError(f"{labels}: missing column(s) {', '.join(missing)}")
-            return list(reader)
+        table = read_csv(labels)
     except UnicodeDecodeError as err:
         raise IngestError(f"{labels}: not UTF-8 text ({err.reason})") from None
-    except csv.Error as err:
+    except CsvError as err:
         raise IngestError(f"{labels}: malformed CSV ({err})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise IngestError(f"{labels}: missing column(s) {', '.join(missing)}")
+    return table.to_dicts()
 
 
 def _outside(root: Path, image: str) -> tuple[str, str] | None:
@@ -131,7 +134,7 @@ def _outside(root: Path, image: str) -> tuple[str, str] | None:
 
 def ingest_folder(
     source: str | Path, genres: list[str], limit: int | None = None, seed: int = 0
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pl.DataFrame, dict]:
     """Read a local poster folder; return the posters table and the JSON report."""
     source = Path(source)
     rows = read_labels(source)
@@ -209,7 +212,5 @@ def ingest_folder(
             "mode": info.mode,
             "converted": info.converted,
         })
-    table = pd.DataFrame(out, columns=COLUMNS)
-    table["year"] = table["year"].astype("Int64")
-    table = table.sort_values(["imdb_id", "image"], kind="mergesort").reset_index(drop=True)
+    table = pl.DataFrame(out, schema=SCHEMA).sort(["imdb_id", "image"], maintain_order=True)
     return table, report.to_dict(table, genres)

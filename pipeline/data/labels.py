@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
-import pandas as pd
 
 
-def label_matrix(labels: pd.Series, genres: list[str]) -> np.ndarray:
-    """Multi-hot matrix (n, M) of float32 from ``|``-joined label strings."""
+def label_matrix(labels: Iterable[str], genres: list[str]) -> np.ndarray:
+    """Multi-hot matrix (n, M) of float32 from ``|``-joined label strings (a list, a Polars column)."""
+    labels = list(labels)
     index = {g: j for j, g in enumerate(genres)}
     y = np.zeros((len(labels), len(genres)), dtype=np.float32)
     for i, s in enumerate(labels):

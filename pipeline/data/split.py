@@ -12,7 +12,7 @@ for a given ``split.seed``.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.data.labels import label_matrix
 
@@ -53,27 +53,28 @@ def iterative_stratification(y: np.ndarray, fractions: tuple[float, ...], seed: 
     return fold
 
 
-def split_films(posters: pd.DataFrame, genres: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> pd.DataFrame:
-    """One row per film: ``imdb_id``, ``split`` (train/val/test), stratified by the film's genres."""
-    films = (
-        posters.groupby("imdb_id", sort=True)["labels"]
-        .agg(lambda s: "|".join(sorted({g for x in s for g in x.split("|")})))
-        .reset_index()
-    )
-    y = label_matrix(films["labels"], genres)
+def split_films(posters: pl.DataFrame, genres: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> pl.DataFrame:
+    """One row per film (sorted by ``imdb_id``): ``imdb_id``, ``split`` (train/val/test), stratified by
+    the film's genres (the union of its posters' labels)."""
+    labels: dict[str, set[str]] = {}
+    for imdb_id, joined in posters.select("imdb_id", "labels").iter_rows():
+        labels.setdefault(imdb_id, set()).update(joined.split("|"))
+    films = sorted(labels)
+    y = label_matrix(("|".join(sorted(labels[f])) for f in films), genres)
     fold = iterative_stratification(y, tuple(fractions), seed)
-    return pd.DataFrame({"imdb_id": films["imdb_id"], "split": [SPLITS[f] for f in fold]})
+    return pl.DataFrame({"imdb_id": films, "split": [SPLITS[f] for f in fold]},
+                        schema={"imdb_id": pl.String, "split": pl.String})
 
 
-def split_summary(split: pd.DataFrame, posters: pd.DataFrame, genres: list[str]) -> dict:
+def split_summary(split: pl.DataFrame, posters: pl.DataFrame, genres: list[str]) -> dict:
     """Films, posters and positives per genre in each split (the split stage's report)."""
-    merged = posters.merge(split, on="imdb_id")
+    merged = posters.join(split, on="imdb_id", how="inner", maintain_order="left")
     out = {}
     for name in SPLITS:
-        part = merged[merged["split"] == name]
+        part = merged.filter(pl.col("split") == name)
         y = label_matrix(part["labels"], genres)
         out[name] = {
-            "films": int(part["imdb_id"].nunique()),
+            "films": int(part["imdb_id"].n_unique()),
             "posters": int(len(part)),
             "per_genre": {g: int(v) for g, v in zip(genres, y.sum(axis=0))},
         }

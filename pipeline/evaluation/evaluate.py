@@ -3,51 +3,56 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.evaluation.metrics import all_metrics, interpolated_precision
 from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure
 
 
-def per_genre_table(metrics: dict) -> pd.DataFrame:
+def per_genre_table(metrics: dict) -> pl.DataFrame:
     rows = [{"genre": g, **{k: v for k, v in m.items()}} for g, m in metrics["per_genre"].items()]
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points: int = 101) -> pd.DataFrame:
+def rounded(table: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    """``table`` with its float columns rounded as numpy rounds (``np.round``: half to even after scaling)."""
+    return table.with_columns(pl.Series(c, np.round(table[c].to_numpy(), decimals))
+                              for c, dtype in table.schema.items() if dtype.is_float())
+
+
+def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points: int = 101) -> pl.DataFrame:
     """Interpolated precision (best precision at recall >= r) at ``points`` recall levels.
 
     One column per genre (wide), so ``dvc plots`` draws one line per genre;
     a genre without a positive test poster gets an empty column.
     """
     grid = np.linspace(0, 1, points)
-    table = pd.DataFrame({"recall": np.round(grid, 4)})
+    columns = [pl.Series("recall", np.round(grid, 4))]
     for j, g in enumerate(genres):
         if y_true[:, j].sum() == 0:
-            table[g] = np.nan
+            columns.append(pl.Series(g, np.full(points, np.nan)))
             continue
-        table[g] = interpolated_precision(y_true[:, j], y_score[:, j], grid)
-    return table
+        columns.append(pl.Series(g, np.asarray(interpolated_precision(y_true[:, j], y_score[:, j], grid), np.float64)))
+    return pl.DataFrame(columns)
 
 
 def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule,
-                      product: DecisionRule | None = None) -> pd.DataFrame:
+                      product: DecisionRule | None = None) -> pl.DataFrame:
     """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s)."""
-    table = pd.DataFrame({"key": keys, "imdb_id": imdb_ids})
-    for j, g in enumerate(genres):
-        table[f"score_{g}"] = y_score[:, j].astype(np.float32)
-    table["true"] = _joined(genres, y_true)
-    table["predicted"] = _joined(genres, rule.apply(y_score))
+    columns = [pl.Series("key", list(keys), pl.String), pl.Series("imdb_id", list(imdb_ids), pl.String)]
+    columns += [pl.Series(f"score_{g}", y_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
+    columns.append(pl.Series("true", _joined(genres, y_true), pl.String))
+    columns.append(pl.Series("predicted", _joined(genres, rule.apply(y_score)), pl.String))
     if product is not None:
-        table["predicted_product"] = _joined(genres, product.apply(y_score))
-    return table
+        columns.append(pl.Series("predicted_product", _joined(genres, product.apply(y_score)), pl.String))
+    return pl.DataFrame(columns)
 
 
 def _joined(genres, y) -> list[str]:
     return ["|".join(g for g, t in zip(genres, row) if t) for row in np.asarray(y).astype(bool)]
 
 
-def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
     """Every metric of the paper with ``rule``'s decisions; per-genre table; PR curves."""
     metrics = all_metrics(y_true, y_score, None, genres, y_pred=rule.apply(y_score))
     return metrics, per_genre_table(metrics), pr_curves(np.asarray(y_true), np.asarray(y_score), genres)

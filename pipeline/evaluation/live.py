@@ -25,7 +25,7 @@ import torch
 from pipeline.evaluation.metrics import average_precision, f1
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import polars as pl
     from dvclive import Live
 
     from pipeline.models.datasets import Dataset
@@ -74,13 +74,13 @@ def log_train_summary(live: Live, summary: TrainSummary, posters: dict[str, int]
     live.make_summary()
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(table: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain dicts; NaN (a genre without a positive test poster) becomes null, valid JSON."""
     return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-            for row in table.to_dict(orient="records")]
+            for row in table.to_dicts()]
 
 
-def log_evaluation(live: Live, metrics: dict[str, Any], per_genre: pd.DataFrame, pr_curves: pd.DataFrame) -> None:
+def log_evaluation(live: Live, metrics: dict[str, Any], per_genre: pl.DataFrame, pr_curves: pl.DataFrame) -> None:
     """Test metrics (``metrics.json``) and the two evaluation plots (``plots/custom/*.json``)."""
     live.summary.update(metrics)
     live.log_plot("per_genre", _records(per_genre), x="f1", y="genre",

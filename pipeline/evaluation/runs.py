@@ -5,19 +5,20 @@ statistics) so that editing the report never re-trains a run."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.evaluation.metrics import average_precision, f1
 from pipeline.models.datasets import predict_scores
 
 
-def run_frame(keys, imdb_ids, split: str, y: np.ndarray, scores: np.ndarray, genres: list[str]) -> pd.DataFrame:
-    """Scores and labels of one split of one run, one row per poster."""
-    table = pd.DataFrame({"key": keys, "imdb_id": imdb_ids, "split": split})
+def run_frame(keys, imdb_ids, split: str, y: np.ndarray, scores: np.ndarray, genres: list[str]) -> pl.DataFrame:
+    """Scores and labels of one split of one run, one row per poster: ``key``, ``imdb_id``, ``split``, then
+    ``y_<genre>`` (int8) and ``s_<genre>`` (float32) for each genre in turn."""
+    columns = [pl.Series("key", list(keys), pl.String), pl.Series("imdb_id", list(imdb_ids), pl.String),
+               pl.Series("split", [split] * len(keys), pl.String)]
     for j, g in enumerate(genres):
-        table[f"y_{g}"] = y[:, j].astype(np.int8)
-        table[f"s_{g}"] = scores[:, j].astype(np.float32)
-    return table
+        columns += [pl.Series(f"y_{g}", y[:, j].astype(np.int8)), pl.Series(f"s_{g}", scores[:, j].astype(np.float32))]
+    return pl.DataFrame(columns)
 
 
 def branch_figures(head, data, device, threshold: float = 0.5) -> dict[str, dict[str, float]] | None:

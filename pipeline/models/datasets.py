@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import torch
 
 from pipeline.core.errors import PipelineError
@@ -69,20 +69,22 @@ def feature_dims(image: FeatureSet, text: FeatureSet) -> dict[str, int]:
 
 
 def build_datasets(
-    posters: pd.DataFrame, split: pd.DataFrame, image: FeatureSet, text: FeatureSet, genres: list[str]
+    posters: pl.DataFrame, split: pl.DataFrame, image: FeatureSet, text: FeatureSet, genres: list[str]
 ) -> tuple[dict[str, Dataset], dict]:
-    """One dataset per split; posters lacking a feature are counted, not silently dropped."""
-    have = set(image.keys) & set(text.keys)
-    merged = posters.merge(split, on="imdb_id", how="inner")
-    missing = merged[~merged["sha256"].isin(have)]
-    merged = merged[merged["sha256"].isin(have)]
+    """One dataset per split, posters in the order of ``posters``; posters lacking a feature are counted,
+    not silently dropped."""
+    have = pl.Series(sorted(set(image.keys) & set(text.keys)), dtype=pl.String)
+    merged = posters.join(split.select("imdb_id", "split"), on="imdb_id", how="inner", maintain_order="left")
+    featured = pl.col("sha256").is_in(have.implode())
+    missing = merged.filter(~featured)
+    merged = merged.filter(featured)
     out = {}
     for name in ("train", "val", "test"):
-        part = merged[merged["split"] == name]
-        keys = part["sha256"].tolist()
+        part = merged.filter(pl.col("split") == name)
+        keys = part["sha256"].to_list()
         out[name] = Dataset(
             keys=keys,
-            imdb_ids=part["imdb_id"].tolist(),
+            imdb_ids=part["imdb_id"].to_list(),
             tensors=feature_tensors(image, text, keys),
             labels=torch.from_numpy(label_matrix(part["labels"], genres)),
         )

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import polars as pl
+
 _WORD = re.compile(r"[A-Za-z]+")
 MIN_LETTERS = 4
 
@@ -46,18 +48,17 @@ def title_recall(titles: Iterable[str | None], texts: Iterable[str]) -> dict[str
     return {"posters_with_title_words": n, **{k: (round(v / n, 4) if n else None) for k, v in hits.items()}}
 
 
-def read_quality(posters, ocr_table, split_words: bool = False) -> dict:
-    """Quality of one OCR table: share of posters with no text, characters per poster and, where
-    ``posters`` (ingest's table: ``sha256``, ``title``) has titles, :func:`title_recall`.
+def read_quality(posters: pl.DataFrame, ocr_table: pl.DataFrame, split_words: bool = False) -> dict:
+    """Quality of one OCR table (``key``, ``texts``, ``confidences``, ``boxes``): share of posters with no text,
+    characters per poster and, where ``posters`` (ingest's table: ``sha256``, ``title``) has titles,
+    :func:`title_recall` (each poster image once, its first row).
 
     The text judged is the reading-order text of every line (:func:`poster_text`), with joined
     words split when ``split_words``."""
-    from pipeline.features.ocr.text import poster_text
+    from pipeline.features.ocr.text import ocr_records, poster_text
 
-    texts = {
-        r.key: poster_text(list(r.texts), [list(b) for b in r.boxes], list(r.confidences), 0.0, split_words)
-        for r in ocr_table.itertuples(index=False)
-    }
+    texts = {key: poster_text(lines, boxes, confidences, 0.0, split_words)
+             for key, lines, boxes, confidences in ocr_records(ocr_table)}
     if not texts:
         return {"posters": 0}
     out: dict = {
@@ -66,9 +67,9 @@ def read_quality(posters, ocr_table, split_words: bool = False) -> dict:
         "characters_per_poster": round(sum(len(t) for t in texts.values()) / len(texts), 1),
     }
     if "title" in posters.columns:
-        firsts = posters.drop_duplicates("sha256")
-        firsts = firsts[firsts["sha256"].isin(texts.keys())]
-        recall = title_recall(firsts["title"].tolist(), [texts[k] for k in firsts["sha256"]])
+        firsts = [(key, title) for key, title in posters.unique("sha256", keep="first", maintain_order=True)
+                  .select("sha256", "title").iter_rows() if key in texts]
+        recall = title_recall([title for _, title in firsts], [texts[key] for key, _ in firsts])
         if recall["posters_with_title_words"]:
             out["title_recall"] = recall
     return out

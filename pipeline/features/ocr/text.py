@@ -21,9 +21,10 @@ Case is kept: both text encoders lower-case their input themselves.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.core.params import OcrParams
 
@@ -75,11 +76,19 @@ def poster_text(texts: list[str], boxes: list[list[int]], confidences: list[floa
     return split_joined_words(text) if split_words else text
 
 
-def ocr_texts(ocr: pd.DataFrame, params: OcrParams) -> pd.DataFrame:
-    """Poster key -> the text its OCR record gives (``ocr.min_confidence``, ``ocr.split_words``), sorted by key."""
+def ocr_records(ocr: pl.DataFrame) -> Iterator[tuple[str, list[str], list[list[int]], list]]:
+    """``(key, texts, boxes, confidences)`` of each row of an OCR table (``key``, ``texts``, ``confidences``,
+    ``boxes``), as :func:`poster_text` takes them. Confidences stored as float32 (the OCR Parquet) come as
+    ``np.float32``, so ``ocr.min_confidence`` is compared with them in float32, as it always has been."""
+    float32 = ocr.schema["confidences"] == pl.List(pl.Float32)
+    for key, texts, boxes, confidences in ocr.select("key", "texts", "boxes", "confidences").iter_rows():
+        yield key, texts, boxes, (list(np.asarray(confidences, dtype=np.float32)) if float32 else confidences)
+
+
+def ocr_texts(ocr: pl.DataFrame, params: OcrParams) -> pl.DataFrame:
+    """Poster key -> the text its OCR record gives (``ocr.min_confidence``, ``ocr.split_words``): ``key``,
+    ``text``, sorted by key (stable). ``ocr`` is an OCR table (``key``, ``texts``, ``confidences``, ``boxes``)."""
     split = splits_words(params)
-    texts = [
-        poster_text(list(r.texts), [list(b) for b in r.boxes], list(r.confidences), params.min_confidence, split)
-        for r in ocr.itertuples(index=False)
-    ]
-    return pd.DataFrame({"key": ocr["key"].tolist(), "text": texts}).sort_values("key", kind="mergesort")
+    texts = [poster_text(lines, boxes, confidences, params.min_confidence, split)
+             for _, lines, boxes, confidences in ocr_records(ocr)]
+    return pl.DataFrame({"key": ocr["key"], "text": pl.Series(texts, dtype=pl.String)}).sort("key", maintain_order=True)
