@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import torch
 import typer
 
@@ -23,7 +23,7 @@ from stages._command import command
 
 @command
 def main(
-    method: str = typer.Option(..., help="A method of pipeline/evaluation/methods.py (e.g. mcam, gmu, naive)."),
+    method: str = typer.Option(..., help="A method of pipeline/evaluation/methods.py (e.g. ours, gmu, naive)."),
     seed: int = typer.Option(0, help="Training seed."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
@@ -47,7 +47,7 @@ def main(
     folder = out / method / f"seed{seed}"
     frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres),
               run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres)]
-    write_parquet(folder / "scores.parquet", pd.concat(frames, ignore_index=True))
+    write_parquet(folder / "scores.parquet", pl.concat(frames))
     branches = branch_figures(head, val, cpu)
     write_json(folder / "run.json", {
         "method": method, "seed": seed, "epochs_run": summary.epochs_run, "best_epoch": summary.best_epoch,

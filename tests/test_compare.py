@@ -1,8 +1,9 @@
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.params import FusionParams, ParamsError, parse_group
 from pipeline.evaluation.compare import (
     compare_two,
     compare_two_markdown,
@@ -14,7 +15,7 @@ from pipeline.evaluation.compare import (
     seed_averaged_f1,
     summarise,
 )
-from pipeline.evaluation.methods import METHODS, TABLES, method_fusion
+from pipeline.evaluation.methods import BASELINES, METHODS, PAPER_HEAD, TABLES, method_fusion, method_label
 from pipeline.evaluation.metrics import f1
 from pipeline.evaluation.runs import run_frame
 
@@ -50,19 +51,19 @@ def test_summary_and_markdown_shape():
     y, groups, rng = _data(n_films=60)
     keys = [f"k{i}" for i in range(len(y))]
     runs = {}
-    for m, noise in (("mcam", 0.1), ("concat", 0.3), ("naive", 0.5), ("image", 0.4), ("text", 0.45)):
+    for m, noise in (("ours", 0.1), ("concat", 0.3), ("naive", 0.5), ("image", 0.4), ("text", 0.45)):
         runs[m] = []
         for seed in (0, 1):
             s = np.clip(y * (1 - noise) + rng.random(y.shape) * noise, 0, 1)
             frame = run_frame(keys, groups, "test", y, s, GENRES)
-            runs[m].append({"method": m, "seed": seed, "test": frame, "val": frame.assign(split="val"),
+            runs[m].append({"method": m, "seed": seed, "test": frame, "val": frame.with_columns(split=pl.lit("val")),
                             "seconds": 1.0, "epochs_run": 3})
     summary = summarise(runs, GENRES, n_boot=200)
-    assert summary["methods"]["mcam"]["thresholds"] == {g: 0.5 for g in GENRES}
-    assert summary["best"] == "mcam" and summary["best_baseline"] == "concat"
+    assert summary["methods"]["ours"]["thresholds"] == {g: 0.5 for g in GENRES}
+    assert summary["best"] == "ours" and summary["best_baseline"] == "concat"
     assert {t["b"] for t in comparisons_in(summary, "head")} == {"concat", "naive", "image", "text"}
-    assert {t["a"] for t in comparisons_in(summary, "baseline")} == {"mcam", "naive", "image", "text"}
-    assert len(summary["tests"]) == 7  # mcam vs concat is one test, listed in both families
+    assert {t["a"] for t in comparisons_in(summary, "baseline")} == {"ours", "naive", "image", "text"}
+    assert len(summary["tests"]) == 7  # ours vs concat is one test, listed in both families
     text = markdown(summary)
     for heading in ("Table I", "Table II", "Table III", "Table IV", "Hit ratio", "Paired bootstrap", "p (Holm)",
                     "against each ablation and baseline", "validation"):
@@ -73,11 +74,30 @@ def test_summary_and_markdown_shape():
 def test_methods_cover_the_tables_and_override_fusion():
     for methods in TABLES.values():
         assert set(methods) <= set(METHODS)
-    fusion = {"head": "mcam", "layers": 2, "mcam": True, "dim": 64}
-    assert method_fusion("mcam-no-mcam", fusion) == {"head": "mcam", "layers": 4, "mcam": False, "dim": 64}
+    # the tables are derived from the registrations, in the paper's layout
+    assert TABLES["I"][-1] == TABLES["II"][-1] == TABLES["III"][0] == PAPER_HEAD
+    assert set(BASELINES) == {m for m in METHODS if METHODS.get(m).fusion["head"] != "cross_attention"}
+    assert PAPER_HEAD not in BASELINES and "ours-no-mcam" not in BASELINES and "sum" in BASELINES
+    fusion = {"head": "cross_attention", "layers": 2, "mcam": True, "dim": 64}
+    assert method_fusion("ours-no-mcam", fusion) == {"head": "cross_attention", "layers": 4, "mcam": False, "dim": 64}
     assert method_fusion("gmu", fusion)["head"] == "gmu"
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"^compare.methods 'resnet' unknown; choose one of \['ours', "):
         method_fusion("resnet", fusion)
+    # every method's fusion overrides are valid fusion params (its head registered, its keys known)
+    for m in METHODS:
+        assert FusionParams(**method_fusion(m, {})).head == METHODS.get(m).fusion["head"]
+
+
+def test_methods_say_what_they_are_and_old_names_are_refused_with_the_new_one():
+    assert not [m for m in METHODS if m.count("mcam") > 1 or m.startswith("mcam")]
+    assert method_label("ours-no-mcam") == "Ours (L=4) -MCAM"
+    assert method_label("mcam-no-mcam") == "Ours (L=4) -MCAM"  # an earlier comparison's run folder
+    assert method_label("resnet") == "resnet"
+    with pytest.raises(ParamsError, match=r"^params.yaml: compare.methods 'mcam-L1' was renamed 'ours-L1'$"):
+        parse_group("compare", {"methods": ["ours", "mcam-L1"]})
+    with pytest.raises(ParamsError, match=r"^params.yaml: compare.methods 'resnet' unknown; choose one of \["):
+        parse_group("compare", {"methods": ["resnet"]})
+    assert parse_group("compare", {}).methods == METHODS.names()
 
 
 def test_per_genre_thresholds_come_from_validation_scores_only():
@@ -89,13 +109,13 @@ def test_per_genre_thresholds_come_from_validation_scores_only():
 
     def summary_with_test(s_test):
         test = run_frame(keys, groups, "test", y, s_test, GENRES)
-        runs = {"mcam": [{"method": "mcam", "seed": 0, "test": test, "val": base, "seconds": 1.0, "epochs_run": 1}]}
+        runs = {"ours": [{"method": "ours", "seed": 0, "test": test, "val": base, "seconds": 1.0, "epochs_run": 1}]}
         return summarise(runs, GENRES, n_boot=10, threshold_mode="per_genre", threshold=0.5)
 
     a = summary_with_test(rng.random(y.shape))
     b = summary_with_test(np.clip(y * 0.9 + 0.05, 0, 1))
-    assert a["methods"]["mcam"]["thresholds"] == b["methods"]["mcam"]["thresholds"]
-    assert any(t != 0.5 for t in a["methods"]["mcam"]["thresholds"].values())
+    assert a["methods"]["ours"]["thresholds"] == b["methods"]["ours"]["thresholds"]
+    assert any(t != 0.5 for t in a["methods"]["ours"]["thresholds"].values())
     assert "tuned on each run's validation scores" in markdown(a)
 
 
@@ -150,7 +170,7 @@ def test_table_iii_ends_at_the_papers_linear_addition():
     y, groups, rng = _data(n_films=40)
     keys = [f"k{i}" for i in range(len(y))]
     runs = {m: [_run(m, 0, keys, groups, y, rng.random(y.shape), rng.random(y.shape))]
-            for m in ("mcam", "mcam-no-mcam-no-smsam", "sum")}
+            for m in ("ours", "ours-no-mcam-no-smsam", "sum")}
     text = markdown(summarise(runs, GENRES, n_boot=10))
     table_iii = text.split("## Table III")[1].split("## Table IV")[0]
     assert "the paper's -MCAM -SMSAM" in table_iii and "linear-addition baseline" in table_iii
@@ -228,11 +248,13 @@ def _write_comparison(folder, runs):
     """Runs as the compare stage writes them: method/seedN/{scores.parquet, run.json}."""
     import json
 
+    from pipeline.core.io import write_parquet
+
     for method, rs in runs.items():
         for r in rs:
             d = folder / method / f"seed{r['seed']}"
             d.mkdir(parents=True)
-            pd.concat([r["val"], r["test"]], ignore_index=True).to_parquet(d / "scores.parquet")
+            write_parquet(d / "scores.parquet", pl.concat([r["val"], r["test"]]))
             (d / "run.json").write_text(json.dumps({"method": method, "seed": r["seed"], "epochs_run": 1}))
 
 

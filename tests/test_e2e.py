@@ -189,7 +189,7 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
 def test_comparison_pipeline_from_cached_features(repo):
     """dvc repro comparison/dvc.yaml: methods x seeds from the feature store, then the report."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["compare"].update(methods=["mcam", "concat", "naive", "text"], seeds=[0, 1], bootstrap=200)
+    params["compare"].update(methods=["ours", "concat", "naive", "text"], seeds=[0, 1], bootstrap=200)
     params["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro", "comparison/dvc.yaml"], repo)

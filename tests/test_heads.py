@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pipeline.core.params import FusionParams
-from pipeline.models.heads import create_head, head_config
+from pipeline.models.heads import HEADS, CrossAttentionFusionHead, create_head, head_config
 from pipeline.models.losses import asymmetric_loss
 
 DIMS = {"image_token_dim": 12, "image_pooled_dim": 10, "text_token_dim": 8, "text_pooled_dim": 6}
@@ -77,7 +77,7 @@ def assert_dropout_only_in_training(build):
     {}, {"layers": 1}, {"layers": 0}, {"mcam": False}, {"mcam": False, "layers": 0},
     {"tokens": "pooled"}, {"tokens": "pooled", "fuse": "add"},
 ])
-def test_mcam_variants_read_their_inputs_per_poster(kw):
+def test_cross_attention_variants_read_their_inputs_per_poster(kw):
     """Token sequences by default, pooled vectors with tokens: pooled; each poster on its own; no dropout in eval."""
     tokens = kw.get("tokens", "sequence") == "sequence"
     image, text = ("image_tokens", "text_tokens") if tokens else ("image_pooled", "text_pooled")
@@ -140,7 +140,26 @@ def test_overfits_a_small_batch():
     assert torch.equal(pred, y), (loss.item(), torch.sigmoid(head(b)))
 
 
-BASELINES = ["concat", "sum", "image", "text", "gmu", "centralnet", "late", "linear"]
+#: Every trainable head but the paper's (tested above), from the registry: a new head is tested here by itself.
+BASELINES = [name for name in HEADS.names() if name not in ("cross_attention", "naive")]
+
+
+def test_the_papers_head_is_registered_and_its_old_name_still_loads():
+    assert FusionParams().head == "cross_attention" and HEADS.get("cross_attention") is CrossAttentionFusionHead
+    # a checkpoint saved before the rename names its head `mcam`: it builds the same head, weights fit
+    new = make()
+    old_config = {**new.config, "head": "mcam"}
+    old = create_head(old_config)
+    assert type(old) is CrossAttentionFusionHead
+    old.load_state_dict(new.state_dict())
+    torch.testing.assert_close(old.eval()(batch()), new(batch()))
+    # ...but params must say what the head is now
+    from pipeline.core.params import ParamsError, parse_group
+
+    with pytest.raises(ParamsError, match=r"^params.yaml: fusion.head 'mcam' was renamed 'cross_attention'$"):
+        parse_group("fusion", {"head": "mcam"})
+    with pytest.raises(ParamsError, match=r"^params.yaml: fusion.head 'gmo' unknown; choose one of \['cross_att"):
+        parse_group("fusion", {"head": "gmo"})
 
 
 @pytest.mark.parametrize("name", BASELINES)

@@ -64,3 +64,139 @@ def test_missing_file_and_bad_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+# -- one source of defaults (issue 10): the schema; params.yaml, the README and the registries agree --
+
+import ast  # noqa: E402
+import re  # noqa: E402
+import types  # noqa: E402
+import typing  # noqa: E402
+
+from pipeline.core.params import GROUPS, REGISTRIES, registry  # noqa: E402
+
+#: README rows that point elsewhere instead of repeating a long list: key -> (default cell, choices cell).
+POINTERS = {"compare.methods": ("all methods", 'the methods of "The comparison"')}
+
+
+def _flatten(value: dict, prefix: str) -> dict[str, typing.Any]:
+    out = {}
+    for k, v in value.items():
+        out.update(_flatten(v, f"{prefix}.{k}") if isinstance(v, dict) else {f"{prefix}.{k}": v})
+    return out
+
+
+def schema_defaults() -> dict[str, typing.Any]:
+    """Every key of every group (nested settings dotted) -> its schema default, as plain data."""
+    out = {}
+    for group, model in GROUPS.items():
+        out.update(_flatten(model().model_dump(mode="json"), group))
+    return out
+
+
+def schema_choices() -> dict[str, list]:
+    """key -> the values it may take, for keys with a fixed set: a Literal, or a registry's names."""
+    out = {key: registry(key).names() for key in REGISTRIES}
+
+    def literal(annotation) -> list | None:
+        if typing.get_origin(annotation) is typing.Literal:
+            return list(typing.get_args(annotation))
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            parts = [literal(a) for a in typing.get_args(annotation)]
+            if any(p is not None for p in parts):
+                return [v for a, p in zip(typing.get_args(annotation), parts)
+                        for v in (p if p is not None else [True, False] if a is bool else [None])]
+        return None
+
+    def walk(model, prefix):
+        for name, field in model.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                walk(field.annotation, f"{prefix}.{name}")
+            elif (values := literal(field.annotation)) is not None:
+                out[f"{prefix}.{name}"] = values
+
+    from pydantic import BaseModel
+
+    for group, model in GROUPS.items():
+        walk(model, group)
+    return out
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_parameters() -> dict[str, tuple[str, str]]:
+    """The README's parameter table: key -> (default cell, choices cell)."""
+    rows = {}
+    for line in readme_section("Parameters").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        key = cells[0].strip("`")
+        assert key not in rows, f"README: {key} listed twice"
+        rows[key] = (cells[1], cells[2])
+    return rows
+
+
+def _values(cell: str) -> list:
+    return [yaml.safe_load(v) for v in re.findall(r"`([^`]+)`", cell)]
+
+
+def test_params_yaml_holds_exactly_the_schema_defaults():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    written = {k: v for group in GROUPS for k, v in _flatten(raw[group], group).items()}
+    defaults = schema_defaults()
+    assert set(written) == set(defaults)
+    differ = {k: (written[k], defaults[k]) for k in defaults if written[k] != defaults[k]}
+    assert not differ, f"params.yaml differs from the schema's defaults (params.yaml, schema): {differ}"
+
+
+def test_readme_parameter_table_lists_every_key_with_its_default_and_choices():
+    rows, defaults, choices = readme_parameters(), schema_defaults(), schema_choices()
+    assert set(rows) == set(defaults), ("README keys missing:", sorted(set(defaults) - set(rows)),
+                                        "README keys unknown:", sorted(set(rows) - set(defaults)))
+    for key, (default_cell, choices_cell) in rows.items():
+        if key in POINTERS:
+            assert (default_cell, choices_cell) == POINTERS[key], key
+            assert defaults[key] == choices[key], f"{key}: the default is no longer every choice"
+            continue
+        assert re.fullmatch(r"`[^`]+`", default_cell), f"README {key}: default {default_cell!r} is not one `value`"
+        assert yaml.safe_load(default_cell.strip("`")) == defaults[key], (key, default_cell, defaults[key])
+        listed = _values(choices_cell)
+        expected = sorted(map(str, choices.get(key, [])))
+        assert sorted(map(str, listed)) == expected, f"README {key}: choices {listed}, schema/registry {expected}"
+        assert len(listed) == len(set(map(str, listed))), key
+
+
+def test_readme_names_every_registered_method_head_encoder_engine_and_loss():
+    rows = readme_parameters()
+    for key in ("fusion.head", "encoder.name", "ocr.engine", "loss.name"):
+        assert sorted(_values(rows[key][1])) == sorted(registry(key).names()), key
+    table = [line for line in readme_section("The comparison: every method the papers compare").splitlines()
+             if line.startswith("| `")]
+    listed = [name for line in table for name in re.findall(r"`([^`]+)`", line.split("|")[1])]
+    assert sorted(listed) == sorted(registry("compare.methods").names())
+    assert len(listed) == len(set(listed))
+
+
+def test_a_stage_that_validates_a_registered_name_runs_that_registry():
+    """params.py imports the registries by name (so it depends on none of them); a stage that validates
+    a group with a registered name must import that registry itself, so its DVC deps cover the code."""
+    from tests.test_stage_deps import imported_files, stages
+
+    for param in stages():
+        module = re.match(r"\s*python\s+-m\s+(stages\.\w+)", param.values[0]["cmd"]).group(1)
+        tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+        calls = [node for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_params"]
+        groups = set()
+        for call in calls:  # load_params(params, ["data", ...]); without a literal list: every group
+            listed = call.args[1] if len(call.args) > 1 and isinstance(call.args[1], ast.List) else None
+            groups |= {e.value for e in listed.elts} if listed else set(GROUPS)
+        files = imported_files(module)
+        for key, where in REGISTRIES.items():
+            if key.split(".")[0] in groups:
+                target = ROOT / (where.split(":")[0].replace(".", "/"))
+                assert (target.with_suffix(".py") in files or target / "__init__.py" in files), (module, key)

@@ -4,17 +4,27 @@ Every group of ``params.yaml`` is a pydantic model that forbids unknown keys,
 so a typo (``fusion.layres``) or a wrong type (``fusion.layers: four``) stops
 the stage with one line naming the key, instead of silently using a default.
 Stages load only the groups they declare in ``dvc.yaml``.
+
+The schema below is the one place defaults are written: ``params.yaml`` repeats them
+(DVC reads it) and the README's parameter table lists them, and ``tests/test_params.py``
+fails when either disagrees with the schema. Names of things that register themselves
+where they are defined (heads, encoders, OCR engines, losses, comparison methods:
+:data:`REGISTRIES`) are checked against their registries, not listed here.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.core.registry import Registry
 
 #: The 13 genres of the paper (Nareti et al., Sec. IV-A), in its order.
 PAPER_GENRES = [
@@ -29,6 +39,43 @@ SCRAPE_FOLDER = "imdb"
 
 class ParamsError(PipelineError, ValueError):
     """A parameter is missing, unknown or of the wrong type (message is one line)."""
+
+
+#: Keys whose value is a name in a registry (:mod:`pipeline.core.registry`), and where that registry
+#: is (``module:attribute``). The module is imported by name when a value is first checked, so this
+#: module imports none of them (they import it): a stage depends on a registry's code only when it
+#: validates that group, and then it runs that code itself (tests/test_params.py checks it).
+REGISTRIES: dict[str, str] = {
+    "ocr.engine": "pipeline.features.ocr.engines:ENGINES",
+    "encoder.name": "pipeline.features.encoders:IMAGE_ENCODERS",
+    "fusion.head": "pipeline.models.heads:HEADS",
+    "loss.name": "pipeline.models.losses:LOSSES",
+    "compare.methods": "pipeline.evaluation.methods:METHODS",
+}
+
+
+def registry(key: str) -> Registry:
+    """The registry of the names ``key`` takes (imported on first use, with every entry registered)."""
+    module, _, attr = REGISTRIES[key].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _registered(key: str) -> AfterValidator:
+    """Validator: the value (every item of a list) is a name registered for ``key``."""
+
+    def check(value: Any) -> Any:
+        for name in value if isinstance(value, list) else [value]:
+            registry(key).check(name)  # UnknownNameError (a ValueError): one line, the key and the choices
+        return value
+
+    return AfterValidator(check)
+
+
+OcrEngine = Annotated[str, _registered("ocr.engine")]
+EncoderName = Annotated[str, _registered("encoder.name")]
+HeadName = Annotated[str, _registered("fusion.head")]
+LossName = Annotated[str, _registered("loss.name")]
+MethodNames = Annotated[list[str], _registered("compare.methods")]
 
 
 class _Group(BaseModel):
@@ -112,8 +159,8 @@ class RapidOcrSettings(_Group):
 
 
 class OcrParams(_Group):
-    #: Which engine reads the posters (``pipeline/features/ocr/``): ``easyocr`` | ``rapidocr``.
-    engine: Literal["easyocr", "rapidocr"] = "rapidocr"
+    #: Which engine reads the posters (``pipeline/features/ocr/``, where each engine registers its name).
+    engine: OcrEngine = "rapidocr"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
@@ -132,7 +179,8 @@ class OcrParams(_Group):
 
 
 class EncoderParams(_Group):
-    name: Literal["clip", "offline"] = "clip"
+    #: Which encoder (``pipeline/features/encoders/``, where each registers its name); clip is the paper's.
+    name: EncoderName = "clip"
     #: clip: an OpenCLIP architecture name.
     model: str = "ViT-B-32"
     #: clip: an OpenCLIP pretrained tag (``openai``, ``laion2b_s34b_b79k``) or a local checkpoint path.
@@ -168,14 +216,15 @@ class SplitParams(_Group):
 
 
 class FusionParams(_Group):
-    #: mcam (the paper's) | concat | sum | image | text | gmu | centralnet | late | linear | naive
-    head: Literal["mcam", "concat", "sum", "image", "text", "gmu", "centralnet", "late", "linear", "naive"] = "mcam"
+    #: Which head (``pipeline/models/heads/``, where each registers its name); ``cross_attention`` is the
+    #: paper's (alignment, MCAM, SMSAM, FFN), the others are the baselines the papers compare.
+    head: HeadName = "cross_attention"
     #: D_a of eq. 2: the common width both modalities are projected to.
     dim: int = Field(default=256, ge=8)
     heads: int = Field(default=8, ge=1)
     #: L of eq. 7: sequential self-attention blocks (0 disables SMSAM).
     layers: int = Field(default=4, ge=0)
-    #: False ablates MCAM ("-MCAM" in Table III): aligned tokens go straight to fusion.
+    #: cross_attention head only: false ablates MCAM ("-MCAM" in Table III), aligned tokens go straight to fusion.
     mcam: bool = True
     #: ``sequence``: token sequences (ViT patches / CNN cells, OCR token states);
     #: ``pooled``: one pooled vector per modality, the literal reading of eq. 3.
@@ -212,13 +261,13 @@ class TrainParams(_Group):
     oversample: bool = False
     #: Batch posters of similar OCR-text length (shuffled pools of 50 batches, sorted by length
     #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
-    #: way, so this only changes which posters share a batch, and halves a step of the mcam head.
+    #: way, so this only changes which posters share a batch, and halves a step of the cross_attention head.
     group_by_length: bool = True
 
 
 class LossParams(_Group):
-    #: asymmetric (the paper's) | bce | weighted_bce (MovieScope) | soft_f1 (visio-textual)
-    name: Literal["asymmetric", "bce", "weighted_bce", "soft_f1"] = "asymmetric"
+    #: Which loss (``pipeline/models/losses.py``, where each registers its name); asymmetric is the paper's.
+    name: LossName = "asymmetric"
     gamma_pos: float = Field(default=3.0, ge=0)
     gamma_neg: float = Field(default=4.0, ge=0)
     margin: float = Field(default=0.2, ge=0, lt=1)
@@ -236,25 +285,60 @@ class EvalParams(_Group):
 
 
 class CompareParams(_Group):
-    #: Methods of pipeline/evaluation/methods.py to train and report (each for every seed).
-    methods: list[str] = Field(default_factory=lambda: [
-        "mcam", "mcam-L1", "mcam-no-smsam", "mcam-no-mcam", "mcam-L1-no-mcam", "mcam-no-mcam-no-smsam",
-        "concat", "sum", "gmu", "centralnet", "late", "late-random-init", "linear", "naive", "image", "text"],
-        min_length=1)
+    #: Methods of pipeline/evaluation/methods.py to train and report (each for every seed); all by default.
+    methods: MethodNames = Field(default_factory=lambda: registry("compare.methods").names(), min_length=1)
     #: Training seeds (the split stays fixed: split.seed).
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: Bootstrap resamples of the test films.
     bootstrap: int = Field(default=2000, ge=100)
 
     @model_validator(mode="after")
-    def _known(self) -> CompareParams:
-        from pipeline.evaluation.methods import METHODS
-
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+    def _no_repeats(self) -> CompareParams:
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.methods)) != len(self.methods):
             raise ValueError("methods and seeds must not repeat")
+        return self
+
+
+class RayStageParams(_Group):
+    """Where one stage's per-poster work runs on Ray: the actor pool and what each actor claims."""
+
+    #: Actors in the pool; each holds one OCR engine or encoder and reads batches of posters.
+    actors: int = Field(default=1, ge=1)
+    #: CPUs each actor claims; null = the instance's CPUs shared by the actors, less half a CPU left
+    #: free for Ray Data's own tasks (whole-CPU actors filling a small instance stall the run).
+    cpus: float | None = Field(default=None, gt=0)
+    #: GPUs each actor claims (0: none; a fraction lets several actors share one GPU).
+    gpus: float = Field(default=0.0, ge=0)
+    #: Posters per Ray task; null = the stage's own batch (ocr.checkpoint_every, encoder.batch_size).
+    #: For the embed stages it must be a multiple of encoder.batch_size, so the encoder sees the same
+    #: batches as in-process and the features stay byte-identical.
+    batch_size: int | None = Field(default=None, ge=1)
+
+
+class RayParams(_Group):
+    """The executor of the per-poster stages (ocr, embed-image, embed-text, predict).
+
+    These settings change where work runs, never what it computes: they are in no cache identity and
+    in no stage's DVC params, like ``ocr.workers`` and the scraper's politeness settings.
+    """
+
+    #: null: in-process (the default); ``local``: start a Ray instance on this machine; ``auto``: join
+    #: the running cluster (``ray start``); ``ray://host:port`` (Ray Client) or ``host:port`` (GCS).
+    address: str | None = None
+    #: How posters reach the actors: ``bytes`` (the driver reads them and ships them; works anywhere)
+    #: or ``paths`` (actors open the files; needs the same path on every node, e.g. shared storage).
+    inputs: Literal["bytes", "paths"] = "bytes"
+    #: Posters per Ray Data dataset: bounds what the driver holds in memory at once (bytes mode).
+    window: int = Field(default=4096, ge=1)
+    ocr: RayStageParams = Field(default_factory=lambda: RayStageParams(actors=2))
+    embed_image: RayStageParams = Field(default_factory=RayStageParams)
+    embed_text: RayStageParams = Field(default_factory=RayStageParams)
+
+    @model_validator(mode="after")
+    def _address(self) -> RayParams:
+        a = self.address
+        if a is not None and a not in ("local", "auto") and not a.startswith("ray://") and ":" not in a:
+            raise ValueError(f"address must be null, local, auto, ray://host:port or host:port (got {a!r})")
         return self
 
 
@@ -268,6 +352,7 @@ GROUPS: dict[str, type[_Group]] = {
     "loss": LossParams,
     "eval": EvalParams,
     "compare": CompareParams,
+    "ray": RayParams,
 }
 
 
@@ -292,6 +377,8 @@ def _did_you_mean(loc: str) -> str:
 def _one_line(group: str, err: ValidationError, path: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in (group, *first["loc"]))
+    if first["type"] == "value_error" and any(loc == k or loc.startswith(f"{k}.") for k in REGISTRIES):
+        return f"{path}: {first['msg'].removeprefix('Value error, ')}"  # the registry's: key, name, choices
     if first["type"] == "extra_forbidden":
         return f"{path}: unknown parameter '{loc}'{_did_you_mean(loc)}"
     if first["loc"]:

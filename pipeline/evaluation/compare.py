@@ -10,14 +10,16 @@ confidence interval and a p-value, so a reader can tell a real gain from noise.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
+from pipeline.core.io import read_parquet
 from pipeline.evaluation.evaluate import decision_thresholds
-from pipeline.evaluation.methods import BASELINES, METHODS, PAPER_HEAD, TABLE_NOTES, TABLES
+from pipeline.evaluation.methods import BASELINES, PAPER_HEAD, TABLE_NOTES, TABLES, method_label
 from pipeline.evaluation.metrics import all_metrics, f1, interpolated_precision
 from pipeline.evaluation.thresholds import DecisionRule, choose_rule, genres_per_poster, measure
 
@@ -29,8 +31,14 @@ TABLE_METRICS = [
 ]
 
 
-def _arrays(frame: pd.DataFrame, genres: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    return (frame[[f"y_{g}" for g in genres]].to_numpy(), frame[[f"s_{g}" for g in genres]].to_numpy(np.float64))
+def _arrays(frame: pl.DataFrame, genres: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (frame.select(f"y_{g}" for g in genres).to_numpy(),
+            frame.select(f"s_{g}" for g in genres).to_numpy().astype(np.float64))
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A table from rows of dicts (the columns of the first row, in order; every row is read for types)."""
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -116,11 +124,11 @@ def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for run in sorted(Path(folder).glob("*/seed*/run.json")):
         meta = json.loads(run.read_text())
-        frame = pd.read_parquet(run.parent / "scores.parquet")
+        frame = read_parquet(run.parent / "scores.parquet")
         timing = run.parent / "timing.json"
         meta["seconds"] = json.loads(timing.read_text())["seconds"] if timing.exists() else None
         for split in ("val", "test"):
-            meta[split] = frame[frame["split"] == split].sort_values("key", kind="mergesort").reset_index(drop=True)
+            meta[split] = frame.filter(pl.col("split") == split).sort("key", maintain_order=True)
         out.setdefault(meta["method"], []).append(meta)
     for runs in out.values():
         runs.sort(key=lambda r: r["seed"])
@@ -137,7 +145,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
     changing them re-runs the report only, never the training.
 
     Tests (paired film bootstrap of seed-averaged test macro F1, all on the same draws):
-    the paper's head (``mcam``) against each other method, and every method against the
+    the paper's model (``ours``) against each other method, and every method against the
     best baseline, which is chosen by *validation* macro F1 (choosing it on test would
     favour it: the winner's curse).
     All p-values are Holm-adjusted together.
@@ -165,7 +173,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
                 y_ref, groups = y, r["test"]["imdb_id"].to_numpy()
         keys = [k for k, _ in TABLE_METRICS]
         per_method[method] = {
-            "label": METHODS.get(method, {}).get("label", method),
+            "label": method_label(method),
             "seeds": len(rs),
             "mean": {k: float(np.mean([m[k] for m in metrics])) for k in keys},
             "std": {k: _std([m[k] for m in metrics]) for k in keys},
@@ -293,7 +301,7 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
 def compare_two_markdown(result: dict) -> str:
     """The two-comparison report: per method A vs B, and the reference gain within each and its change."""
     a, b = result["labels"]
-    label = lambda m: METHODS.get(m, {}).get("label", m)  # noqa: E731
+    label = method_label
     ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
     sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
     by = {(t["kind"], t["method"]): t for t in result["tests"]}
@@ -357,7 +365,7 @@ def _cell(mean: float, std: float, key: str) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def table(summary: dict, methods: list[str]) -> pd.DataFrame:
+def table(summary: dict, methods: list[str]) -> pl.DataFrame:
     rows = []
     for m in methods:
         if m not in summary["methods"]:
@@ -365,37 +373,39 @@ def table(summary: dict, methods: list[str]) -> pd.DataFrame:
         s = summary["methods"][m]
         cells = {short: _cell(s["mean"][k], s["std"][k], k) for k, short in TABLE_METRICS}
         rows.append({"method": s["label"], **cells})
-    return pd.DataFrame(rows)
+    return _frame(rows)
 
 
-def genre_table(summary: dict) -> pd.DataFrame:
+def genre_table(summary: dict) -> pl.DataFrame:
+    """Per-genre results of the best method, best balanced accuracy first (ties in genre order, NaN last)."""
     best = summary["methods"][summary["best"]]
     rows = [{"genre": g, **{k: round(100 * v, 2) for k, v in best["per_genre"][g].items()}} for g in summary["genres"]]
-    return pd.DataFrame(rows).sort_values("balanced_accuracy", ascending=False, kind="mergesort")
+    rows.sort(key=lambda r: (math.isnan(r["balanced_accuracy"]), -r["balanced_accuracy"]))  # stable
+    return _frame(rows)
 
 
-def per_genre_f1_long(summary: dict) -> pd.DataFrame:
-    return pd.DataFrame([
+def per_genre_f1_long(summary: dict) -> pl.DataFrame:
+    return _frame([
         {"genre": g, "method": m, "f1": round(s["per_genre"][g]["f1"], 6)}
         for m, s in summary["methods"].items() for g in summary["genres"]
     ])
 
 
-def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int = 51) -> pd.DataFrame:
+def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int = 51) -> pl.DataFrame:
     """Micro-averaged precision (interpolated) at ``points`` recall levels per method (seed 0's run)."""
     grid = np.linspace(0, 1, points)
-    table = pd.DataFrame({"recall": np.round(grid, 4)})
+    columns = [pl.Series("recall", np.round(grid, 4))]
     for method, rs in runs.items():
         y, s = _arrays(rs[0]["test"], genres)
-        table[method] = interpolated_precision(y.ravel(), s.ravel(), grid)
-    return table
+        columns.append(pl.Series(method, interpolated_precision(y.ravel(), s.ravel(), grid), pl.Float64))
+    return pl.DataFrame(columns)
 
 
 def markdown(summary: dict) -> str:
-    def md(df: pd.DataFrame) -> str:
+    def md(df: pl.DataFrame) -> str:
         cols = list(df.columns)
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.iter_rows()]
         return "\n".join(lines)
 
     n_seeds = max((s["seeds"] for s in summary["methods"].values()), default=0)
@@ -421,7 +431,7 @@ def markdown(summary: dict) -> str:
         t = "-" if s["train_seconds"] is None else f"{s['train_seconds']:.1f}"
         rows.append({"method": s["label"], "Hit": _cell(s["mean"]["hit"], s["std"]["hit"], "hit"),
                      "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"})
-    parts += [md(pd.DataFrame(rows)), ""]
+    parts += [md(_frame(rows)), ""]
     parts += _tests_markdown(summary, md)
     parts += _rules_markdown(summary, md)
     parts += _branches_markdown(summary, md)
@@ -451,14 +461,14 @@ def _tests_markdown(summary: dict, md) -> list[str]:
     head = comparisons_in(summary, "head")
     if head:
         parts += [f"### The paper's head ({label(summary['paper_head'])}) against each ablation and baseline", "",
-                  "Δ = paper's head - method.", "", md(pd.DataFrame(rows(head, lambda t: t["b"]))), ""]
+                  "Δ = paper's head - method.", "", md(_frame(rows(head, lambda t: t["b"]))), ""]
     bb = summary["best_baseline"]
     if bb:
         parts += [f"### Every method against the best baseline, {label(bb)}", "",
                   f"The best baseline is the one with the best *validation* macro F1 "
                   f"({100 * summary['methods'][bb]['val_f1_macro']:.2f}), never chosen on test. "
                   f"Δ = method - {label(bb)}.", "",
-                  md(pd.DataFrame(rows(comparisons_in(summary, "baseline"), lambda t: t["a"]))), ""]
+                  md(_frame(rows(comparisons_in(summary, "baseline"), lambda t: t["a"]))), ""]
     return parts
 
 
@@ -473,7 +483,7 @@ def _branches_markdown(summary: dict, md) -> list[str]:
         return []
     return ["## Multi-branch heads: each branch and the blend on the validation split", "",
             "Mean over seeds; F_m at threshold 0.5, AP_m threshold-free. A blend should be at least as good as "
-            "its better branch.", "", md(pd.DataFrame(rows)), ""]
+            "its better branch.", "", md(_frame(rows)), ""]
 
 
 def _rules_markdown(summary: dict, md) -> list[str]:
@@ -496,4 +506,4 @@ def _rules_markdown(summary: dict, md) -> list[str]:
             "The paper's rule is `eval.threshold` for every genre. The product rule is what `poster-genres predict` "
             "uses: chosen per run on its validation scores among the paper's rule, per-genre thresholds and those "
             "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`), then applied to test. "
-            "Mean over seeds.", "", md(pd.DataFrame(rows)), ""]
+            "Mean over seeds.", "", md(_frame(rows)), ""]

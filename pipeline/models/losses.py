@@ -1,4 +1,8 @@
-"""Loss functions for multi-label genre prediction (take logits and 0/1 targets)."""
+"""Loss functions for multi-label genre prediction (take logits and 0/1 targets), by name (``loss.name``).
+
+Each loss registers itself where it is defined (``@LOSSES.register(name)``), with what it needs bound
+by :func:`create_loss`: ``binds`` (parameters taken from ``loss.*``) or ``weights_from_labels``
+(positive weights computed from the training labels)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.registry import Registry
+
 EPS = 1e-8
 
+#: name -> loss function ``(logits, targets, ...) -> scalar``.
+LOSSES: Registry = Registry("loss.name")
 
+
+@LOSSES.register("asymmetric", binds=("gamma_pos", "gamma_neg", "margin"))
 def asymmetric_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -39,11 +49,13 @@ def asymmetric_loss(
     return -(loss_pos + loss_neg).mean(dim=1).mean()
 
 
+@LOSSES.register("bce")
 def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy, mean over genres and posters."""
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
 
+@LOSSES.register("weighted_bce", weights_from_labels=True)
 def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
     """Positive-weighted BCE (the MovieScope-ensemble paper): l = -[p_c y log x + (1 - y) log(1 - x)],
     mean over genres and posters, with p_c = negatives / positives of genre c in the training set."""
@@ -57,6 +69,7 @@ def positive_weights(labels: torch.Tensor) -> torch.Tensor:
     return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
 
 
+@LOSSES.register("soft_f1")
 def soft_f1(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Macro double soft-F1 (the visio-textual paper), on probabilities instead of 0/1 decisions.
 
@@ -78,23 +91,18 @@ def soft_f1(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (1 - 0.5 * (f1_pos + f1_neg)).mean()
 
 
-LOSSES = {"asymmetric": asymmetric_loss, "bce": bce, "weighted_bce": weighted_bce, "soft_f1": soft_f1}
-
-
 def create_loss(name: str, train_labels: torch.Tensor | None = None, **kwargs):
-    """The loss registered as ``name`` with its parameters bound.
+    """The loss registered as ``name`` with what it needs bound.
 
-    ``asymmetric`` takes gamma_pos, gamma_neg, margin; ``weighted_bce`` computes its
-    positive weights from ``train_labels``; the others take no parameters.
+    ``kwargs`` holds the ``loss.*`` parameters; a loss takes those it registered as ``binds``
+    (asymmetric: gamma_pos, gamma_neg, margin) and ignores the rest. A loss registered with
+    ``weights_from_labels`` (weighted_bce) computes its positive weights from ``train_labels``.
     """
-    if name not in LOSSES:
-        raise KeyError(f"loss.name '{name}' unknown; choose one of {sorted(LOSSES)}")
-    fn = LOSSES[name]
-    if name == "asymmetric":
-        return lambda logits, targets: fn(logits, targets, **kwargs)
-    if name == "weighted_bce":
+    fn, meta = LOSSES.get(name), LOSSES.meta(name)
+    if meta.get("weights_from_labels"):
         if train_labels is None:
-            raise ValueError("weighted_bce needs the training labels")
+            raise ValueError(f"{name} needs the training labels")
         weights = positive_weights(train_labels)
         return lambda logits, targets: fn(logits, targets, weights)
-    return fn
+    bound = {k: v for k, v in kwargs.items() if k in meta.get("binds", ())}
+    return (lambda logits, targets: fn(logits, targets, **bound)) if bound else fn

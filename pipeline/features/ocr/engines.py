@@ -1,4 +1,4 @@
-"""OCR engines by name: a small registry, like the encoders and heads.
+"""OCR engines by name (``ocr.engine``): one registry, like the encoders and heads.
 
 An engine is created from :class:`OcrParams` and called on an RGB poster; every
 engine returns the same record, so nothing downstream depends on which one read
@@ -11,6 +11,12 @@ original image). Each engine also states its *identity*: the engine, its package
 version, the sha256 of its model files and every setting that changes what is read.
 The cache folder is named by it, so switching engines (or settings) never mixes
 texts of two engines, and switching back finds the old texts again.
+
+Each engine module registers its reader class where it is defined
+(``@ENGINES.register(name)``): ``Reader(params, threads)`` reads, the static
+``Reader.identity(params)`` states the identity. Importing an engine module is cheap:
+its package (EasyOCR, RapidOCR) is imported when a reader or identity is made.
+:mod:`pipeline.features.ocr` imports every engine module.
 
 Engines run single-threaded when asked to (``threads=1``): the stage spreads
 posters over worker processes instead, which measured faster on small posters
@@ -27,6 +33,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import OcrParams
+from pipeline.core.registry import Registry
 
 #: A reader: RGB PIL image -> record (see the module docstring).
 Reader = Callable[[Any], dict[str, list]]
@@ -36,17 +43,8 @@ class OcrSetupError(PipelineError, RuntimeError):
     pass
 
 
-#: name -> module defining ``identity(params)`` and ``Reader(params, threads)``.
-ENGINES: dict[str, str] = {
-    "easyocr": "pipeline.features.ocr.easyocr_engine",
-    "rapidocr": "pipeline.features.ocr.rapidocr_engine",
-}
-
-
-def _engine(name: str):
-    if name not in ENGINES:
-        raise OcrSetupError(f"ocr.engine '{name}' unknown; choose one of {sorted(ENGINES)}")
-    return importlib.import_module(ENGINES[name])
+#: name -> reader class: ``Reader(params, threads)`` and the static ``Reader.identity(params)``.
+ENGINES: Registry[Any] = Registry("ocr.engine")
 
 
 def require(module: str, package: str):
@@ -59,12 +57,12 @@ def require(module: str, package: str):
 
 def ocr_identity(params: OcrParams) -> dict[str, Any]:
     """Everything that decides what the chosen engine reads (names the cache folder)."""
-    return _engine(params.engine).identity(params)
+    return ENGINES.get(params.engine).identity(params)
 
 
 def create_reader(params: OcrParams, threads: int | None = None) -> Reader:
     """The chosen engine, ready to read; ``threads`` caps its CPU threads (None: its default)."""
-    return _engine(params.engine).Reader(params, threads)
+    return ENGINES.get(params.engine)(params, threads)
 
 
 def record(lines) -> dict[str, list]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.core.io import sha256_file
 from pipeline.core.params import OcrParams
-from pipeline.features.ocr.engines import record, require, rgb_array
+from pipeline.features.ocr.engines import ENGINES, record, require, rgb_array
 
 DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
 REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
@@ -45,8 +45,11 @@ def identity(params: OcrParams) -> dict[str, Any]:
     }
 
 
+@ENGINES.register("rapidocr")
 class Reader:
     """A RapidOCR engine configured from ``ocr.rapidocr``; call it on an RGB image."""
+
+    identity = staticmethod(identity)  # Reader.identity(params): what the registry's users call
 
     def __init__(self, params: OcrParams, threads: int | None = None):
         rapidocr = require("rapidocr_onnxruntime", "rapidocr-onnxruntime")

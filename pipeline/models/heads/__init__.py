@@ -1,4 +1,6 @@
-"""Registry of fusion heads, created by name from a plain-data config.
+"""Fusion heads by name: each head module registers its class where it is defined
+(``@HEADS.register(name)``, :mod:`.registry`); importing this package imports them all, so
+:data:`HEADS` holds every head and params validation (``fusion.head``) reads its names.
 
 Every head maps a batch to M logits with ``forward``. A head may define
 ``training_loss(batch, targets, loss_fn)`` (multi-task heads: CentralNet, late
@@ -10,7 +12,6 @@ A head maps a batch of cached features (``image_tokens``, ``image_pooled``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -22,19 +23,12 @@ from pipeline.models.heads.gmu import GMUHead
 from pipeline.models.heads.late_fusion import LateFusionHead
 from pipeline.models.heads.naive import NaiveHead
 from pipeline.models.heads.pooled import ConcatHead, LinearProbe, SingleModalityHead, SumHead
+from pipeline.models.heads.registry import HEADS
 
-HEADS: dict[str, Callable[[dict], nn.Module]] = {
-    "mcam": CrossAttentionFusionHead,  # the paper's; ablations via fusion.mcam / fusion.layers
-    "concat": ConcatHead,
-    "sum": SumHead,
-    "image": SingleModalityHead,
-    "text": SingleModalityHead,
-    "gmu": GMUHead,
-    "centralnet": CentralNetHead,
-    "late": LateFusionHead,
-    "linear": LinearProbe,
-    "naive": NaiveHead,
-}
+__all__ = [
+    "HEADS", "CentralNetHead", "ConcatHead", "CrossAttentionFusionHead", "GMUHead", "LateFusionHead",
+    "LinearProbe", "NaiveHead", "SingleModalityHead", "SumHead", "create_head", "head_config",
+]
 
 
 def head_config(fusion: FusionParams, dims: dict[str, int], num_genres: int) -> dict[str, Any]:
@@ -43,7 +37,5 @@ def head_config(fusion: FusionParams, dims: dict[str, int], num_genres: int) -> 
 
 
 def create_head(config: dict[str, Any]) -> nn.Module:
-    name = config["head"]
-    if name not in HEADS:
-        raise KeyError(f"fusion.head '{name}' unknown; choose one of {sorted(HEADS)}")
-    return HEADS[name](config)
+    """The head ``config["head"]`` names (an old name, e.g. a checkpoint's ``mcam``, resolves too)."""
+    return HEADS.get(config["head"])(config)

@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from pipeline.models.heads.pooled import _text_vector
+from pipeline.models.heads.registry import HEADS
 
 
+@HEADS.register("centralnet")
 class CentralNetHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()

@@ -1,4 +1,7 @@
-"""The paper's head: alignment -> MCAM -> fusion -> SMSAM -> FFN -> M logits.
+"""The paper's head, ``cross_attention``: alignment -> MCAM -> fusion -> SMSAM -> FFN -> M logits.
+
+(Named ``mcam`` before issue 10, which collided with the ``fusion.mcam`` flag that removes MCAM
+from it; the old name still loads old checkpoints.)
 
 Interpretation choices (also in the README):
 
@@ -26,6 +29,7 @@ import torch
 from torch import nn
 
 from pipeline.models.heads.mcam import MCAM
+from pipeline.models.heads.registry import HEADS
 from pipeline.models.heads.smsam import SMSAM
 
 
@@ -56,8 +60,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+@HEADS.register("cross_attention", aliases=("mcam",))  # its name before issue 10: checkpoints still load
 class CrossAttentionFusionHead(nn.Module):
-    """MCAM + SMSAM head. ``config`` is plain data (see :func:`head_config`)."""
+    """The paper's head (``fusion.head: cross_attention``): alignment, MCAM (``fusion.mcam``), SMSAM
+    (``fusion.layers``), FFN. ``config`` is plain data (see :func:`head_config`)."""
 
     def __init__(self, config: dict):
         super().__init__()

@@ -12,8 +12,10 @@ from torch import nn
 
 from pipeline.models.heads.cross_attention_fusion import ffn
 from pipeline.models.heads.pooled import _text_vector
+from pipeline.models.heads.registry import HEADS
 
 
+@HEADS.register("gmu")
 class GMUHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()

@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.models.heads.registry import HEADS
 
+
+@HEADS.register("naive")
 class NaiveHead(nn.Module):
     trainable = False
 

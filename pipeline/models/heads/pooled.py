@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.models.heads.cross_attention_fusion import Alignment, ffn
+from pipeline.models.heads.registry import HEADS
 
 
 def _text_vector(batch, empty: nn.Parameter | None) -> torch.Tensor:
@@ -23,6 +24,7 @@ def _text_vector(batch, empty: nn.Parameter | None) -> torch.Tensor:
     return torch.where(batch["has_text"].bool()[:, None], text, empty.expand_as(text))
 
 
+@HEADS.register("concat")
 class ConcatHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()
@@ -38,6 +40,7 @@ class ConcatHead(nn.Module):
         return self.classifier(x)
 
 
+@HEADS.register("sum")
 class SumHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()
@@ -52,6 +55,8 @@ class SumHead(nn.Module):
         return self.classifier(x)
 
 
+@HEADS.register("text")
+@HEADS.register("image")
 class SingleModalityHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()
@@ -67,6 +72,7 @@ class SingleModalityHead(nn.Module):
         return self.classifier(self.norm(x))
 
 
+@HEADS.register("linear")
 class LinearProbe(nn.Module):
     def __init__(self, c: dict):
         super().__init__()
