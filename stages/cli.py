@@ -53,6 +53,10 @@ def predict_cmd(
         help="The paper's rule: this threshold for every genre, no cap (e.g. 0.5). Default: the decision rule "
              "saved in the checkpoint (chosen on validation by train; eval.threshold for an older checkpoint)."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address",
+        help="Run the OCR and embedding of many posters on Ray: local (start an instance here), auto (join "
+             "the running cluster) or ray://host:port. Default: params' ray.address (null = this process)."),
 ) -> None:
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
 
@@ -60,10 +64,11 @@ def predict_cmd(
     from pipeline.core.params import load_params
     from pipeline.models.predict import predict
 
-    p = load_params(params, ["ocr", "encoder", "eval"])
+    p = load_params(params, ["ocr", "encoder", "eval", "ray"])
+    ray = p["ray"] if ray_address is None else p["ray"].model_copy(update={"address": ray_address})
     notes: list[str] = []
     results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
-                              fallback_threshold=p["eval"].threshold, notes=notes)
+                              fallback_threshold=p["eval"].threshold, notes=notes, ray=ray)
     for line in notes:
         print(line, file=sys.stderr)
     for line in errors:
@@ -152,7 +157,7 @@ def features_show(
     ocr_path = folder / "ocr.parquet"
     if ocr_path.exists():
         table = read_parquet(ocr_path)
-        out["ocr"] = {"posters": len(table), "with_text": int(sum(len(t) > 0 for t in table["texts"]))}
+        out["ocr"] = {"posters": len(table), "with_text": int((table["texts"].list.len() > 0).sum())}
     print(json.dumps(out, indent=2))
 
 
@@ -173,21 +178,24 @@ def features_text(
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table."),
 ) -> None:
     """The OCR lines (with confidences) and embedded text of one poster."""
+    import polars as pl
+
     from pipeline.core.io import read_parquet
 
     table = read_parquet(posters)
-    match = table[(table["imdb_id"] == key) | table["sha256"].str.startswith(key)]
-    if match.empty:
+    match = table.filter((pl.col("imdb_id") == key) | pl.col("sha256").str.starts_with(key))
+    if match.is_empty():
         raise typer.BadParameter(f"no poster matches {key!r}")
-    ocr_table = read_parquet(folder / "ocr.parquet").set_index("key")
-    text_index = read_parquet(folder / "text.parquet").set_index("key")
-    for r in match.itertuples():
-        o = ocr_table.loc[r.sha256] if r.sha256 in ocr_table.index else None
+    # one row per poster key in each file
+    ocr_rows = {r["key"]: r for r in read_parquet(folder / "ocr.parquet").iter_rows(named=True)}
+    embedded = dict(read_parquet(folder / "text.parquet").select("key", "text").iter_rows())
+    for r in match.iter_rows(named=True):
+        o = ocr_rows.get(r["sha256"])
         print(json.dumps({
-            "imdb_id": r.imdb_id, "title": r.title, "path": r.path, "key": r.sha256,
+            "imdb_id": r["imdb_id"], "title": r["title"], "path": r["path"], "key": r["sha256"],
             "lines": [] if o is None else [{"text": t, "confidence": round(float(c), 3)}
                                            for t, c in zip(o["texts"], o["confidences"])],
-            "embedded_text": text_index.loc[r.sha256, "text"] if r.sha256 in text_index.index else None,
+            "embedded_text": embedded.get(r["sha256"]),
         }, indent=2))
 
 

@@ -22,9 +22,10 @@ def main(
     report: Path = typer.Option(Path("features/image_report.json"), help="Failed posters."),
 ) -> None:
     """Embed poster images with encoder.name (cached by image sha256 + encoder identity)."""
-    enc = load_params(params, ["encoder"])["encoder"]
+    p = load_params(params, ["encoder", "ray"])  # ray: where it runs, not what it computes (no DVC param)
+    enc = p["encoder"]
     encoder = create_image_encoder(enc)
-    keys, arrays, rep = embed_images(read_parquet(posters), encoder, enc.batch_size)
+    keys, arrays, rep = embed_images(read_parquet(posters), encoder, enc.batch_size, ray=p["ray"])
     write_features(out, index, keys, arrays, encoder.identity)
     print(f"embed-image: {rep['posters']} posters, {rep['computed']} computed, "
           f"{rep['from_cache']} from cache, {len(rep['failed'])} failed")

@@ -23,12 +23,12 @@ def main(
     report: Path = typer.Option(Path("features/text_report.json"), help="Counts of empty and unique texts."),
 ) -> None:
     """Embed each poster's OCR text with encoder.name (cached by text sha256 + encoder identity)."""
-    p = load_params(params, ["encoder", "ocr"])
+    p = load_params(params, ["encoder", "ocr", "ray"])  # ray: where it runs (no DVC param)
     enc = p["encoder"]
     encoder = create_text_encoder(enc)
     texts = ocr_texts(read_parquet(ocr), p["ocr"])
-    keys, arrays, rep = embed_texts(texts, encoder, enc.batch_size)
-    write_features(out, index, keys, arrays, encoder.identity, {"text": texts["text"].tolist()})
+    keys, arrays, rep = embed_texts(texts, encoder, enc.batch_size, ray=p["ray"])
+    write_features(out, index, keys, arrays, encoder.identity, {"text": texts["text"].to_list()})
     print(f"embed-text: {rep['posters']} posters, {rep['unique_texts']} unique texts "
           f"({rep['computed']} computed), {rep['empty_texts']} without text")
     write_json(report, {k: rep[k] for k in ("posters", "unique_texts", "empty_texts")} | {"identity": encoder.identity})

@@ -20,9 +20,10 @@ def main(
     report: Path = typer.Option(Path("features/ocr_report.json"), help="Computed / cached / failed counts."),
 ) -> None:
     """OCR the posters (cached by image sha256 + OCR settings; resumable)."""
-    ocr = load_params(params, ["ocr"])["ocr"]
+    p = load_params(params, ["ocr", "ray"])  # ray: where it runs, not what it reads (no DVC param)
+    ocr = p["ocr"]
     table_in = read_parquet(posters)
-    table, rep = run_ocr(table_in, ocr)
+    table, rep = run_ocr(table_in, ocr, ray=p["ray"])
     write_parquet(out, ocr_table_arrow(table))
     # how well the posters were read: no-text share, characters, film-title recall (when titles are known)
     rep["quality"] = read_quality(table_in, table)
@@ -33,7 +34,7 @@ def main(
     if recall:
         print(f"ocr: title words found on {100 * recall['word_any']:.1f}% of posters (every title word on "
               f"{100 * recall['word_all']:.1f}%), {rep['quality']['no_text']:.1%} without text")
-    varying = ("seconds", "posters_per_second", "computed", "from_cache", "workers")
+    varying = ("seconds", "posters_per_second", "computed", "from_cache", "workers", "executor")
     rep = {k: v for k, v in rep.items() if k not in varying}
     write_json(report, rep)
 

@@ -1,5 +1,5 @@
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 from PIL import Image
 
@@ -33,7 +33,7 @@ def _posters(folder, n, start=0):
         p = folder / f"p{i}.png"
         Image.new("RGB", (64, 96), (i * 7 % 255, 0, 0)).save(p)
         rows.append({"path": str(p), "sha256": read_poster(p)[1].sha256})
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows)
 
 
 def test_array_cache_roundtrip_any_order(tmp_path):
@@ -51,7 +51,19 @@ def test_record_cache_roundtrip(tmp_path):
     cache = RecordCache("r", {"v": 1}, root=tmp_path)
     cache.put(["a", "b"], [{"texts": ["x"]}, {"texts": []}])
     got = RecordCache("r", {"v": 1}, root=tmp_path).get(["b", "a"])
-    assert got["key"].tolist() == ["b", "a"] and list(got["texts"][1]) == ["x"]
+    assert got["key"].to_list() == ["b", "a"] and got["texts"].to_list() == [[], ["x"]]
+
+
+def test_record_cache_schema_types_a_part_of_empty_lists(tmp_path):
+    """Without the schema a part whose posters all read no text stores lists of nulls; with it, strings."""
+    import pyarrow as pa
+
+    schema = pa.schema([("texts", pa.list_(pa.string()))])
+    cache = RecordCache("r", {"v": 1}, root=tmp_path, schema=schema)
+    cache.put(["a"], [{"texts": []}])
+    cache.put(["b"], [{"texts": ["x"]}])
+    got = RecordCache("r", {"v": 1}, root=tmp_path, schema=schema).get(["a", "b"])
+    assert got.schema["texts"] == pl.List(pl.String) and got["texts"].to_list() == [[], ["x"]]
 
 
 def test_second_run_computes_nothing_and_new_poster_costs_one(tmp_path):
@@ -62,8 +74,8 @@ def test_second_run_computes_nothing_and_new_poster_costs_one(tmp_path):
     assert CountingReader.calls == 5 and r1["computed"] == 5
     t2, r2 = run_ocr(posters, OcrParams(), RecordCache("ocr", {"test": 1}, root=tmp_path / "c"), CountingReader)
     assert CountingReader.calls == 5 and r2["from_cache"] == 5
-    pd.testing.assert_frame_equal(t1, t2)
-    more = pd.concat([posters, _posters(tmp_path, 1, start=5)])
+    assert t1.equals(t2)
+    more = pl.concat([posters, _posters(tmp_path, 1, start=5)])
     _, r3 = run_ocr(more, OcrParams(), RecordCache("ocr", {"test": 1}, root=tmp_path / "c"), CountingReader)
     assert CountingReader.calls == 6 and r3["computed"] == 1 and r3["from_cache"] == 5
 

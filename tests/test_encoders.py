@@ -108,11 +108,11 @@ def test_feature_files_are_byte_identical_and_cached(posters, tmp_path, monkeypa
 
 
 def test_text_features_keyed_by_text(allow_random_clip):
-    import pandas as pd
+    import polars as pl
 
     params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu")
     enc = create_text_encoder(params)
-    texts = pd.DataFrame({"key": ["p1", "p2", "p3"], "text": ["SAME TITLE", "SAME TITLE", ""]})
+    texts = pl.DataFrame({"key": ["p1", "p2", "p3"], "text": ["SAME TITLE", "SAME TITLE", ""]})
     keys, arrays, rep = embed_texts(texts, enc, 8)
     assert rep["unique_texts"] == 2 and keys == ["p1", "p2", "p3"]
     np.testing.assert_array_equal(arrays["tokens"][0], arrays["tokens"][1])

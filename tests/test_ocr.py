@@ -2,7 +2,7 @@
 
 import sys
 
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipeline.core.io import write_parquet
@@ -33,15 +33,15 @@ def titled(posters_dir):
     for imdb_id, word in TITLED.items():
         path = posters_dir / "images" / f"{imdb_id}.jpg"
         rows.append({"sha256": read_poster(path)[1].sha256, "path": str(path), "title": word})
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows)
 
 
 @pytest.mark.parametrize("engine", ["easyocr", "rapidocr"])
 def test_engine_reads_real_posters_with_real_weights(engine, titled):
     reader = create_reader(OcrParams(engine=engine))
     found = 0
-    for row in titled.itertuples():
-        image = load_rgb(row.path)
+    for row in titled.iter_rows(named=True):
+        image = load_rgb(row["path"])
         rec = reader(image)
         assert len(rec["texts"]) == len(rec["confidences"]) == len(rec["boxes"]) > 0
         for box, conf in zip(rec["boxes"], rec["confidences"]):
@@ -49,7 +49,7 @@ def test_engine_reads_real_posters_with_real_weights(engine, titled):
             assert len(box) == 8 and all(isinstance(v, int) for v in box)
             assert 0 <= min(xs) <= max(xs) <= image.width and 0 <= min(ys) <= max(ys) <= image.height
             assert 0.0 <= conf <= 1.0
-        found += row.title in " ".join(rec["texts"]).lower()
+        found += row["title"] in " ".join(rec["texts"]).lower()
     assert found >= 2, f"{engine} found {found} of {len(TITLED)} titles"
 
 
@@ -126,9 +126,9 @@ def test_joined_words_are_split_for_engines_that_drop_spaces():
     assert splits_words(OcrParams(engine="easyocr", split_words=True))
     assert not splits_words(OcrParams(engine="rapidocr", split_words=False))
     box = [0, 0, 10, 0, 10, 5, 0, 5]
-    table = pd.DataFrame({"key": ["k"], "texts": [["THEBREAKFASTCLUB"]], "confidences": [[0.9]], "boxes": [[box]]})
-    assert ocr_texts(table, OcrParams(engine="rapidocr"))["text"].tolist() == ["THE BREAKFAST CLUB"]
-    assert ocr_texts(table, OcrParams(engine="easyocr"))["text"].tolist() == ["THEBREAKFASTCLUB"]
+    table = pl.DataFrame({"key": ["k"], "texts": [["THEBREAKFASTCLUB"]], "confidences": [[0.9]], "boxes": [[box]]})
+    assert ocr_texts(table, OcrParams(engine="rapidocr"))["text"].to_list() == ["THE BREAKFAST CLUB"]
+    assert ocr_texts(table, OcrParams(engine="easyocr"))["text"].to_list() == ["THEBREAKFASTCLUB"]
 
 
 def test_reading_order_is_rows_top_to_bottom_then_left_to_right():
@@ -149,9 +149,9 @@ def test_title_recall_counts_word_and_substring_hits():
 
 def test_read_quality_reports_no_text_and_characters():
     box = [0, 0, 10, 0, 10, 5, 0, 5]
-    table = pd.DataFrame({"key": ["a", "b"], "texts": [["STAND BY ME"], []], "confidences": [[0.9], []],
+    table = pl.DataFrame({"key": ["a", "b"], "texts": [["STAND BY ME"], []], "confidences": [[0.9], []],
                           "boxes": [[box], []]})
-    posters = pd.DataFrame({"sha256": ["a", "b"], "title": ["Stand by Me", "Heat"]})
+    posters = pl.DataFrame({"sha256": ["a", "b"], "title": ["Stand by Me", "Heat"]})
     q = read_quality(posters, table)
     assert q["no_text"] == 0.5 and q["characters_per_poster"] == 5.5
     assert q["title_recall"]["posters_with_title_words"] == 2 and q["title_recall"]["word_all"] == 0.5

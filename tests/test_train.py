@@ -1,5 +1,5 @@
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 import torch
 
@@ -29,14 +29,14 @@ def data():
     text_tokens = rng.normal(size=(n, 5, 6)).astype(np.float16)
     text = FeatureSet(keys, {"tokens": text_tokens, "pooled": text_tokens.mean(1), "mask": mask,
                              "has_text": np.arange(n) % 5 != 0}, {"y": 1}, None)
-    posters = pd.DataFrame({"imdb_id": [f"tt{i:07d}" for i in range(n)], "sha256": keys, "labels": labels})
-    split = pd.DataFrame({"imdb_id": posters["imdb_id"], "split": ["train"] * 40 + ["val"] * 10 + ["test"] * 10})
+    posters = pl.DataFrame({"imdb_id": [f"tt{i:07d}" for i in range(n)], "sha256": keys, "labels": labels})
+    split = pl.DataFrame({"imdb_id": posters["imdb_id"], "split": ["train"] * 40 + ["val"] * 10 + ["test"] * 10})
     datasets, info = build_datasets(posters, split, image, text, GENRES)
     return datasets, feature_dims(image, text), info
 
 
 @pytest.mark.parametrize("loss,head,oversample", [
-    ("asymmetric", "mcam", False), ("bce", "concat", True), ("weighted_bce", "gmu", False),
+    ("asymmetric", "cross_attention", False), ("bce", "concat", True), ("weighted_bce", "gmu", False),
     ("soft_f1", "late", True), ("asymmetric", "naive", False),
 ])
 def test_train_variants_run_and_checkpoint_roundtrips(data, tmp_path, loss, head, oversample):
@@ -149,10 +149,10 @@ def _stub_feature_pipeline(monkeypatch, datasets, posters):
     text = {"tokens": t["text_tokens"], "mask": t["text_mask"], "pooled": t["text_pooled"], "has_text": t["has_text"]}
     monkeypatch.setattr(pp, "create_image_encoder", lambda enc: SimpleNamespace(identity={"x": 1}))
     monkeypatch.setattr(pp, "create_text_encoder", lambda enc: SimpleNamespace(identity={"y": 1}))
-    monkeypatch.setattr(pp, "run_ocr", lambda posters, ocr: (None, {"failed": []}))
+    monkeypatch.setattr(pp, "run_ocr", lambda posters, ocr, ray=None: (None, {"failed": []}))
     monkeypatch.setattr(pp, "ocr_texts", lambda table, params: None)
-    monkeypatch.setattr(pp, "embed_texts", lambda texts, enc, bs: (keys, text, {}))
-    monkeypatch.setattr(pp, "embed_images", lambda rows, enc, bs: (keys, image, {"failed": []}))
+    monkeypatch.setattr(pp, "embed_texts", lambda texts, enc, bs, ray=None: (keys, text, {}))
+    monkeypatch.setattr(pp, "embed_images", lambda rows, enc, bs, ray=None: (keys, image, {"failed": []}))
 
 
 def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, trained, tmp_path, monkeypatch):

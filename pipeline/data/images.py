@@ -94,23 +94,30 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[Image.Image, PosterInfo]
     return rgb, info
 
 
-def read_poster(path: str | Path) -> tuple[Image.Image, PosterInfo]:
-    """Read and decode a poster file; missing or unreadable files raise :class:`PosterError`."""
+def read_bytes(path: str | Path) -> bytes:
+    """A poster file's bytes; a missing or unreadable file raises :class:`PosterError`."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise PosterError("missing_file", f"{path} does not exist") from None
     except IsADirectoryError:
         raise PosterError("not_an_image", f"{path} is a directory") from None
     except OSError as err:
         raise PosterError("unreadable", f"{path}: {err.strerror}") from None
-    return decode(data, str(path))
 
 
-def load_rgb(path: str | Path, expected_sha256: str | None = None) -> Image.Image:
-    """RGB image of a poster, checking it is still the file that was ingested."""
-    img, info = read_poster(path)
+def read_poster(path: str | Path) -> tuple[Image.Image, PosterInfo]:
+    """Read and decode a poster file; missing or unreadable files raise :class:`PosterError`."""
+    return decode(read_bytes(path), str(path))
+
+
+def load_rgb(path: str | Path, expected_sha256: str | None = None, data: bytes | None = None) -> Image.Image:
+    """RGB image of a poster, checking it is still the file that was ingested.
+
+    ``data``: the file's bytes, already read (by the driver of a Ray run, which ships posters to
+    workers that cannot open the path); ``path`` then only names the poster in errors."""
+    img, info = decode(data, str(path)) if data is not None else read_poster(path)
     if expected_sha256 is not None and info.sha256 != expected_sha256:
         raise PosterError("changed", f"{path} changed since ingest (sha256 differs); re-run ingest")
     return img

@@ -30,7 +30,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -133,9 +133,17 @@ class ArrayCache(_PartCache):
 
 
 class RecordCache(_PartCache):
-    """One row of arbitrary (Arrow-typed) columns per key, stored as Parquet parts."""
+    """One row of arbitrary (Arrow-typed) columns per key, stored as Parquet parts.
+
+    ``schema`` (the columns besides ``key``) fixes the types, so a part whose lists all
+    happen to be empty still reads back as lists of strings, not of nulls."""
 
     suffix = ".parquet"
+
+    def __init__(self, kind: str, identity: dict[str, Any], root: str | Path | None = None,
+                 schema: pa.Schema | None = None):
+        super().__init__(kind, identity, root)
+        self.schema = None if schema is None else pa.schema([pa.field("key", pa.string()), *schema])
 
     def _part_keys(self, part: Path) -> list[str]:
         return pq.read_table(part, columns=["key"]).column("key").to_pylist()
@@ -146,18 +154,28 @@ class RecordCache(_PartCache):
         rows = [{"key": k, **r} for k, r in zip(keys, records, strict=True)]
         path = self._part_path(keys)
         with atomic_path(path) as tmp:
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
+            pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), tmp)
         index = self.index()
         for row, k in enumerate(keys):
             index.setdefault(k, (path, row))
 
-    def get(self, keys: list[str]) -> pd.DataFrame:
+    def get(self, keys: list[str]) -> pl.DataFrame:
         """Rows for ``keys`` in that order (every key must be cached)."""
         index = self.index()
         needed = sorted({index[k][0] for k in keys})
-        frames = {p: pq.read_table(p).to_pandas() for p in needed}
-        rows = [frames[index[k][0]].iloc[index[k][1]] for k in keys]
-        return pd.DataFrame(rows).reset_index(drop=True)
+        offsets, tables, start = {}, [], 0
+        for part in needed:
+            table = pq.read_table(part)
+            if self.schema is not None:
+                table = table.select(self.schema.names).cast(self.schema)
+            offsets[part] = start
+            start += table.num_rows
+            tables.append(table)
+        if not tables:
+            return pl.from_arrow(self.schema.empty_table()) if self.schema is not None else pl.DataFrame()
+        merged = pa.concat_tables(tables, promote_options="permissive")
+        rows = pa.array([offsets[index[k][0]] + index[k][1] for k in keys], type=pa.int64())
+        return pl.from_arrow(merged.take(rows))
 
 
 def describe(root: str | Path | None = None) -> list[dict[str, Any]]:

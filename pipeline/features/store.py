@@ -18,18 +18,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, sha256_bytes, write_parquet
-from pipeline.core.progress import progress_bar
 from pipeline.data.images import PosterError, load_rgb
 from pipeline.features.cache import ArrayCache
 from pipeline.features.encoders import ImageEncoder, TextEncoder
+from pipeline.features.executors import Item, Result, Worker, batched, executor_name, failure, fill_cache, poster_paths
+
+if TYPE_CHECKING:
+    from pipeline.core.params import EncoderParams, RayParams
 
 
 class FeatureError(PipelineError):
@@ -41,47 +44,126 @@ class FeatureSet:
     keys: list[str]
     arrays: dict[str, np.ndarray]
     identity: dict[str, Any]
-    index: pd.DataFrame
+    index: pl.DataFrame | None
 
     def rows(self, keys: list[str]) -> np.ndarray:
         pos = dict(zip(self.keys, range(len(self.keys))))
         return np.array([pos[k] for k in keys], dtype=np.int64)
 
 
-def _batched(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _check_identity(kind: str, built: dict[str, Any], expected: dict[str, Any]) -> None:
+    """An actor's encoder must be the driver's (same weights, preprocessing, precision): the features go
+    into the cache folder named by the driver's identity."""
+    if built != expected:
+        diff = sorted(k for k in set(built) | set(expected) if built.get(k) != expected.get(k))
+        raise FeatureError(
+            f"the {kind} encoder built on a Ray actor differs from the driver's (in {', '.join(diff)}); "
+            f"give the actors the same device (ray.embed_{kind}.gpus, encoder.device) and weights"
+        )
+
+
+def _multiple_of_batch(stage: str, batch_size: int, encoder_batch: int) -> None:
+    if batch_size % encoder_batch:
+        raise FeatureError(
+            f"ray.{stage}.batch_size {batch_size} must be a multiple of encoder.batch_size {encoder_batch}, "
+            f"so the encoder sees the same batches as in-process"
+        )
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _stack(values: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.stack([v[name] for v in values]) for name in values[0]}
+
+
+def _rows(arrays: dict[str, np.ndarray], n: int, casts: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+    """Per-item slices of a batch's arrays, cast to what the cache stores."""
+    cast = {name: arr.astype(casts.get(name, np.float16)) for name, arr in arrays.items()}
+    return [{name: arr[i] for name, arr in cast.items()} for i in range(n)]
+
+
+@dataclass
+class ImageJob:
+    """Image embedding as a job of the shared loop: batches of exactly ``batch_size`` posters."""
+
+    encoder: ImageEncoder | None  #: the driver's encoder (in-process); actors build their own
+    params: EncoderParams
+    identity: dict[str, Any]
+    batch_size: int
+    #: CPU threads of the encoder: on CPU the last bits of the features depend on the thread count
+    #: (float16 tokens move by up to 0.004 between 1 and 2 threads), so actors use the driver's.
+    threads: int | None = None
+    stage: str = "embed_image"
+    splittable: bool = False
+    reads_files: bool = True
+
+    @property
+    def part_size(self) -> int:
+        return self.batch_size
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "encoder": None}  # an actor builds the encoder from params
+
+    def worker(self, threads: int | None) -> Worker:
+        encoder = self.encoder
+        if encoder is None:
+            import torch
+
+            from pipeline.features.encoders import create_image_encoder
+
+            if threads:
+                torch.set_num_threads(threads)
+            encoder = create_image_encoder(self.params)
+            _check_identity("image", encoder.identity, self.identity)
+
+        def run(items: list[Item]) -> list[Result]:
+            out: list[Result] = []
+            for chunk in batched(items, self.batch_size):
+                loaded, images = [], []
+                for item in chunk:
+                    try:
+                        images.append(load_rgb(item.path, item.key, item.data))
+                        loaded.append(item.key)
+                    except PosterError as err:
+                        out.append((item.key, None, failure(item.key, item.path, err.reason, str(err))))
+                if loaded:
+                    rows = _rows(encoder.encode(images), len(loaded), {})
+                    out.extend((k, row, None) for k, row in zip(loaded, rows, strict=True))
+            order = {item.key: i for i, item in enumerate(items)}
+            return sorted(out, key=lambda r: order[r[0]])
+
+        return run
+
+    def store(self, cache: ArrayCache, keys: list[str], values: list[dict[str, np.ndarray]]) -> None:
+        if keys:
+            cache.put(keys, _stack(values))
+
+    def check_batch(self, batch_size: int) -> None:
+        _multiple_of_batch(self.stage, batch_size, self.batch_size)
 
 
 def embed_images(
-    posters: pd.DataFrame, encoder: ImageEncoder, batch_size: int, cache: ArrayCache | None = None
+    posters: pl.DataFrame, encoder: ImageEncoder, batch_size: int, cache: ArrayCache | None = None,
+    ray: RayParams | None = None,
 ) -> tuple[list[str], dict[str, np.ndarray], dict]:
-    """Embed every unique poster (by sha256); unreadable posters are reported and left out."""
+    """Embed every unique poster (by sha256); unreadable posters are reported and left out.
+
+    ``ray`` (its ``address`` set) embeds on a Ray actor pool instead of this process."""
     cache = cache or ArrayCache("image", encoder.identity)
-    unique = posters.drop_duplicates("sha256").sort_values("sha256", kind="mergesort")
-    paths = dict(zip(unique["sha256"], unique["path"]))
-    todo = cache.missing(unique["sha256"])
-    failed: list[dict] = []
-    if todo:
-        with progress_bar() as bar:
-            task = bar.add_task("embed-image", total=len(todo))
-            for chunk in _batched(todo, batch_size):
-                keys, images = [], []
-                for key in chunk:
-                    try:
-                        images.append(load_rgb(paths[key], key))
-                        keys.append(key)
-                    except PosterError as err:
-                        failed.append({"key": key, "path": paths[key], "reason": err.reason, "detail": str(err)})
-                if keys:
-                    out = encoder.encode(images)
-                    cache.put(keys, {k: v.astype(np.float16) for k, v in out.items()})
-                bar.advance(task, len(chunk))
+    paths = poster_paths(posters)
+    todo = cache.missing(paths)
+    job = ImageJob(encoder, encoder.params, encoder.identity, batch_size, _torch_threads())
+    failed = fill_cache(job, [Item(k, paths[k]) for k in todo], cache, ray=ray,
+                        description=f"embed-image ({executor_name(1, ray)})")
     bad = {f["key"] for f in failed}
-    keys = [k for k in unique["sha256"] if k not in bad]
+    keys = [k for k in paths if k not in bad]
     arrays = cache.get(keys, ["pooled", "tokens"]) if keys else {}
-    report = {"posters": int(len(unique)), "computed": len(todo) - len(failed),
-              "from_cache": int(len(unique) - len(todo)), "failed": failed}
+    report = {"posters": len(paths), "computed": len(todo) - len(failed),
+              "from_cache": len(paths) - len(todo), "failed": failed}
     return keys, arrays, report
 
 
@@ -89,31 +171,74 @@ def text_key(text: str) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
+@dataclass
+class TextJob:
+    """Text embedding as a job of the shared loop: an item is a text, keyed by its own sha256."""
+
+    encoder: TextEncoder | None
+    params: EncoderParams
+    identity: dict[str, Any]
+    batch_size: int
+    threads: int | None = None  #: as ImageJob.threads
+    stage: str = "embed_text"
+    splittable: bool = False
+    reads_files: bool = False
+
+    @property
+    def part_size(self) -> int:
+        return self.batch_size
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "encoder": None}
+
+    def worker(self, threads: int | None) -> Worker:
+        encoder = self.encoder
+        if encoder is None:
+            import torch
+
+            from pipeline.features.encoders import create_text_encoder
+
+            if threads:
+                torch.set_num_threads(threads)
+            encoder = create_text_encoder(self.params)
+            _check_identity("text", encoder.identity, self.identity)
+
+        def run(items: list[Item]) -> list[Result]:
+            out: list[Result] = []
+            for chunk in batched(items, self.batch_size):
+                rows = _rows(encoder.encode([item.data for item in chunk]), len(chunk), {"mask": bool})
+                out.extend((item.key, row, None) for item, row in zip(chunk, rows, strict=True))
+            return out
+
+        return run
+
+    def store(self, cache: ArrayCache, keys: list[str], values: list[dict[str, np.ndarray]]) -> None:
+        if keys:
+            cache.put(keys, _stack(values))
+
+    def check_batch(self, batch_size: int) -> None:
+        _multiple_of_batch(self.stage, batch_size, self.batch_size)
+
+
 def embed_texts(
-    texts: pd.DataFrame, encoder: TextEncoder, batch_size: int, cache: ArrayCache | None = None
+    texts: pl.DataFrame, encoder: TextEncoder, batch_size: int, cache: ArrayCache | None = None,
+    ray: RayParams | None = None,
 ) -> tuple[list[str], dict[str, np.ndarray], dict]:
     """Embed the text of every poster (``texts``: key, text); cached by the text's own sha256."""
     cache = cache or ArrayCache("text", encoder.identity)
-    tkeys = [text_key(t) for t in texts["text"]]
-    by_tkey = dict(zip(tkeys, texts["text"]))
+    strings = texts["text"].to_list()
+    tkeys = [text_key(t) for t in strings]
+    by_tkey = dict(zip(tkeys, strings))
     todo = cache.missing(tkeys)
-    if todo:
-        with progress_bar("texts") as bar:
-            task = bar.add_task("embed-text", total=len(todo))
-            for chunk in _batched(todo, batch_size):
-                out = encoder.encode([by_tkey[k] for k in chunk])
-                cache.put(chunk, {
-                    "pooled": out["pooled"].astype(np.float16),
-                    "tokens": out["tokens"].astype(np.float16),
-                    "mask": out["mask"].astype(bool),
-                })
-                bar.advance(task, len(chunk))
-    keys = texts["key"].tolist()
+    job = TextJob(encoder, encoder.params, encoder.identity, batch_size, _torch_threads())
+    fill_cache(job, [Item(k, "", by_tkey[k]) for k in todo], cache, ray=ray,
+               description=f"embed-text ({executor_name(1, ray)})")
+    keys = texts["key"].to_list()
     arrays = cache.get(tkeys, ["pooled", "tokens", "mask"]) if keys else {}
     if keys:
-        arrays["has_text"] = np.array([len(t) > 0 for t in texts["text"]], dtype=bool)
+        arrays["has_text"] = np.array([len(t) > 0 for t in strings], dtype=bool)
     report = {"posters": len(keys), "unique_texts": len(set(tkeys)), "computed": len(todo),
-              "from_cache": len(set(tkeys)) - len(todo), "empty_texts": int(sum(t == "" for t in texts["text"]))}
+              "from_cache": len(set(tkeys)) - len(todo), "empty_texts": sum(t == "" for t in strings)}
     return keys, arrays, report
 
 
@@ -131,7 +256,7 @@ def write_features(
                 arr = arrays[name]
                 f.create_dataset(name, data=arr, track_times=False,
                                  chunks=(min(len(arr), 256), *arr.shape[1:]) if arr.ndim > 1 else None)
-    index = pd.DataFrame({"key": keys, "row": np.arange(len(keys), dtype=np.int64), **(extra_index or {})})
+    index = pl.DataFrame({"key": keys, "row": np.arange(len(keys), dtype=np.int64), **(extra_index or {})})
     write_parquet(index_path, index)
 
 
@@ -141,11 +266,11 @@ def load_features(h5_path: str | Path, index_path: str | Path, names: list[str] 
     for p in (h5_path, index_path):
         if not p.exists():
             raise FeatureError(f"{p}: not found; run the embed stages first (dvc repro)")
-    index = pd.read_parquet(index_path)
+    index = pl.read_parquet(index_path)
     with h5py.File(h5_path, "r") as f:
         identity = json.loads(f.attrs["identity"])
         arrays = {n: f[n][()] for n in (names or list(f.keys()))}
-    keys = index.sort_values("row")["key"].tolist()
+    keys = index.sort("row")["key"].to_list()
     if any(len(a) != len(keys) for a in arrays.values()):
         raise FeatureError(f"{h5_path} and {index_path} disagree on the number of rows; re-run the stage")
     return FeatureSet(keys, arrays, identity, index)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import torch
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.params import EncoderParams, OcrParams
+from pipeline.core.params import EncoderParams, OcrParams, RayParams
 from pipeline.data.images import PosterError, expand_paths, read_poster
 from pipeline.evaluation.thresholds import DecisionRule, checkpoint_rule, rule_line
 from pipeline.features.encoders import create_image_encoder, create_text_encoder
@@ -55,12 +55,14 @@ def check_identity(kind: str, built: dict, trained: dict) -> None:
 def predict(
     paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
     threshold: float | None = None, fallback_threshold: float = 0.5, notes: list[str] | None = None,
+    ray: RayParams | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
 
     Genres are chosen by the checkpoint's decision rule (chosen on validation when it was
     trained); ``threshold`` instead gives the paper's rule (that threshold for every genre,
     no cap). A checkpoint without a rule falls back to ``fallback_threshold`` (eval.threshold).
+    ``ray`` (its ``address`` set) runs the OCR and the embedding on Ray, as the stages do.
     ``notes``, when given, receives the line naming the rule used (and the fallback note)."""
     errors: list[str] = []
     rows = []
@@ -85,12 +87,12 @@ def predict(
     text_encoder = create_text_encoder(encoder)
     check_identity("text", text_encoder.identity, ckpt["features"]["text"])
 
-    posters = pd.DataFrame(rows)
-    ocr_table, ocr_report = run_ocr(posters, ocr)
+    posters = pl.DataFrame(rows, schema={"path": pl.String, "sha256": pl.String})
+    ocr_table, ocr_report = run_ocr(posters, ocr, ray=ray)
     errors += [f["detail"] for f in ocr_report["failed"]]
     texts = ocr_texts(ocr_table, ocr)
-    tkeys, tarrays, _ = embed_texts(texts, text_encoder, encoder.batch_size)
-    ikeys, iarrays, irep = embed_images(posters, image_encoder, encoder.batch_size)
+    tkeys, tarrays, _ = embed_texts(texts, text_encoder, encoder.batch_size, ray=ray)
+    ikeys, iarrays, irep = embed_images(posters, image_encoder, encoder.batch_size, ray=ray)
     errors += [f["detail"] for f in irep["failed"]]
 
     have = set(ikeys) & set(tkeys)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -10,6 +10,9 @@ from PIL import Image
 
 from pipeline.core.devices import resolve_device
 from pipeline.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.core.params import EncoderParams
 
 
 class EncoderError(PipelineError):
@@ -53,6 +56,7 @@ def to_tensor(img: Image.Image, size: int, mean, std, fit: str) -> torch.Tensor:
 class ImageEncoder:
     """Frozen image encoder: ``encode(images) -> {"pooled": (n, Dp), "tokens": (n, T, Dt)}``."""
 
+    params: EncoderParams  #: what it was built from (an actor on Ray builds the same one)
     identity: dict[str, Any]
     device: torch.device
 
@@ -63,6 +67,7 @@ class ImageEncoder:
 class TextEncoder:
     """Frozen text encoder: ``encode(texts) -> {"pooled", "tokens", "mask"}`` (tokens padded)."""
 
+    params: EncoderParams
     identity: dict[str, Any]
     device: torch.device
 

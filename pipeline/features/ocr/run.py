@@ -1,142 +1,139 @@
 """Reading every poster's printed words behind the content-addressed cache.
 
 :func:`run_ocr` sends the posters the cache lacks to the engine named by
-``ocr.engine`` (:mod:`pipeline.features.ocr.engines`), spread over worker processes (one
-per core by default, each engine single-threaded), and writes a cache part every
-``ocr.checkpoint_every`` posters as results arrive, so an interrupted run loses at
-most one part and the next run reads no poster twice. Results come back in key
-order whatever the number of workers, so parts and outputs are byte-identical to
-a serial run.
+``ocr.engine`` (:mod:`pipeline.features.ocr.engines`) through the shared per-poster
+loop (:mod:`pipeline.features.executors`): in this process, in worker processes
+(one per core by default, each engine single-threaded) or on Ray (``ray.address``).
+A cache part is written every ``ocr.checkpoint_every`` posters as results arrive,
+so an interrupted run loses at most one part and the next run reads no poster
+twice. Results come back in key order whatever the executor, so parts and outputs
+are byte-identical to a serial run.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import polars as pl
 import pyarrow as pa
 
 from pipeline.core.params import OcrParams
-from pipeline.core.progress import progress_bar
 from pipeline.data.images import PosterError, load_rgb
 from pipeline.features.cache import RecordCache
+from pipeline.features.executors import Item, Result, Worker, executor_name, failure, fill_cache, poster_paths
 from pipeline.features.ocr.engines import create_reader, ocr_identity
 
-OCR_SCHEMA = pa.schema([
-    ("key", pa.string()),
+if TYPE_CHECKING:
+    from pipeline.core.params import RayParams
+
+#: The OCR record of a poster (besides its key); the OCR table is ``key`` + these.
+RECORD_SCHEMA = pa.schema([
     ("texts", pa.list_(pa.string())),
     ("confidences", pa.list_(pa.float32())),
     ("boxes", pa.list_(pa.list_(pa.int32()))),
 ])
+OCR_SCHEMA = pa.schema([("key", pa.string()), *RECORD_SCHEMA])
 
 
 def ocr_workers(params: OcrParams) -> int:
     """Worker processes: ``ocr.workers``, else one per core; one on a GPU (it is shared)."""
     from pipeline.core.devices import resolve_device
+    from pipeline.features.executors.local import cores
 
     if params.engine == "easyocr" and resolve_device(params.device, "ocr.device").type == "cuda":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return params.workers or max(1, cores)
+    return params.workers or max(1, cores())
 
 
-_READER: Callable | None = None
-
-
-def _init_worker(params: OcrParams, threads: int) -> None:
-    global _READER
-    _READER = create_reader(params, threads)
-
-
-def _read_one(reader: Callable, key: str, path: str) -> tuple[str, dict | None, dict | None]:
+def read_one(reader: Callable, item: Item) -> Result:
     """(key, record, None) or (key, None, failure): a poster that cannot be read never stops the run."""
     try:
-        return key, reader(load_rgb(path, key)), None
+        return item.key, reader(load_rgb(item.path, item.key, item.data)), None
     except PosterError as err:
-        return key, None, {"key": key, "path": path, "reason": err.reason, "detail": str(err)}
+        return item.key, None, failure(item.key, item.path, err.reason, str(err))
     except Exception as err:  # noqa: BLE001 - an engine failing on one odd image must not lose the run
         first_line = str(err).splitlines()[0][:200] if str(err) else ""
-        detail = f"{path}: the OCR engine failed ({type(err).__name__}: {first_line})"
-        return key, None, {"key": key, "path": path, "reason": "ocr_failed", "detail": detail}
+        detail = f"{item.path}: the OCR engine failed ({type(err).__name__}: {first_line})"
+        return item.key, None, failure(item.key, item.path, "ocr_failed", detail)
 
 
-def _worker_read(item: tuple[str, str]) -> tuple[str, dict | None, dict | None]:
-    return _read_one(_READER, *item)
+@dataclass(frozen=True)
+class OcrJob:
+    """OCR as a job of the shared loop: one engine per process or actor, one record per poster."""
 
+    params: OcrParams
+    #: tests: replaces the engine (called with the params); runs in this process
+    reader_factory: Callable[[OcrParams], Callable] | None = None
+    stage: str = "ocr"
+    splittable: bool = True
+    reads_files: bool = True
 
-def _results(items: list[tuple[str, str]], params: OcrParams, workers: int,
-             reader_factory: Callable | None) -> Iterator[tuple[str, dict | None, dict | None]]:
-    """Results in the order of ``items``: in this process, or from ``workers`` processes."""
-    if workers <= 1 or reader_factory is not None or len(items) < 2:
-        reader = (reader_factory or create_reader)(params)
-        for key, path in items:
-            yield _read_one(reader, key, path)
-        return
-    import multiprocessing as mp
+    @property
+    def batch_size(self) -> int:
+        return self.params.checkpoint_every
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // workers)
-    # spawn: torch and ONNX Runtime thread pools do not survive fork safely
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(params, threads)) as pool:
-        yield from pool.imap(_worker_read, items, chunksize=1)
+    @property
+    def part_size(self) -> int:
+        return self.params.checkpoint_every
+
+    def worker(self, threads: int | None) -> Worker:
+        reader = self.reader_factory(self.params) if self.reader_factory else create_reader(self.params, threads)
+        return lambda items: [read_one(reader, item) for item in items]
+
+    def store(self, cache: RecordCache, keys: list[str], values: list[Any]) -> None:
+        cache.put(keys, values)
+
+    def check_batch(self, batch_size: int) -> None:
+        """Any batch: a poster's record does not depend on the others."""
 
 
 def run_ocr(
-    posters: pd.DataFrame,
+    posters: pl.DataFrame,
     params: OcrParams,
     cache: RecordCache | None = None,
     reader_factory: Callable[[OcrParams], Callable] | None = None,
-) -> tuple[pd.DataFrame, dict]:
+    ray: RayParams | None = None,
+) -> tuple[pl.DataFrame, dict]:
     """OCR every unique poster of ``posters`` (columns ``sha256``, ``path``).
 
-    Returns the OCR table (one row per poster key, sorted by key) and a report.
-    Posters that cannot be read are reported and left out, never fatal.
-    ``reader_factory`` (tests) replaces the engine and runs in this process.
+    Returns the OCR table (one row per poster key, sorted by key; :data:`OCR_SCHEMA`) and a
+    report. Posters that cannot be read are reported and left out, never fatal.
+    ``reader_factory`` (tests) replaces the engine and runs in this process; ``ray`` (its
+    ``address`` set) runs the engine on a Ray actor pool instead.
     """
-    cache = cache or RecordCache("ocr", ocr_identity(params))
-    unique = posters.drop_duplicates("sha256").sort_values("sha256", kind="mergesort")
-    paths = dict(zip(unique["sha256"], unique["path"]))
-    todo = cache.missing(unique["sha256"])
-    failed: list[dict] = []
-    workers = min(ocr_workers(params), max(len(todo), 1))
+    import time
+
+    cache = cache or RecordCache("ocr", ocr_identity(params), schema=RECORD_SCHEMA)
+    paths = poster_paths(posters)
+    todo = cache.missing(paths)
+    workers = 1 if reader_factory else min(ocr_workers(params), max(len(todo), 1))
+    job = OcrJob(params, reader_factory)
     t0 = time.perf_counter()
-    if todo:
-        keys, records = [], []
-        with progress_bar() as bar:
-            task = bar.add_task(f"ocr ({params.engine}, {workers} worker{'s' * (workers > 1)})", total=len(todo))
-            for key, rec, failure in _results([(k, str(paths[k])) for k in todo], params, workers, reader_factory):
-                if failure is None:
-                    keys.append(key)
-                    records.append(rec)
-                else:
-                    failed.append(failure)
-                if len(keys) >= params.checkpoint_every:
-                    cache.put(keys, records)
-                    keys, records = [], []
-                bar.advance(task)
-        cache.put(keys, records)
+    failed = fill_cache(job, [Item(k, paths[k]) for k in todo], cache, workers=workers, ray=ray,
+                        description=f"ocr ({params.engine}, {executor_name(workers, ray)})")
     seconds = time.perf_counter() - t0
     bad = {f["key"] for f in failed}
-    done = [k for k in unique["sha256"] if k not in bad]
-    table = cache.get(done) if done else pd.DataFrame(columns=OCR_SCHEMA.names)
-    table = table[OCR_SCHEMA.names]
+    done = [k for k in paths if k not in bad]
+    table = cache.get(done) if done else pl.from_arrow(OCR_SCHEMA.empty_table())
+    table = table.select(OCR_SCHEMA.names)
     report = {
         "engine": params.engine,
-        "posters": int(len(unique)),
-        "computed": int(len(todo) - len(failed)),
-        "from_cache": int(len(unique) - len(todo)),
+        "posters": len(paths),
+        "computed": len(todo) - len(failed),
+        "from_cache": len(paths) - len(todo),
         "failed": failed,
-        "with_text": int(sum(len(t) > 0 for t in table["texts"])),
+        "with_text": int(sum(len(t) > 0 for t in table["texts"].to_list())),
         "seconds": round(seconds, 3),
         "workers": workers,
+        "executor": executor_name(workers, ray),
         "posters_per_second": round((len(todo) - len(failed)) / seconds, 3) if todo and seconds > 0 else None,
         "cache": str(cache.dir),
     }
     return table, report
 
 
-def ocr_table_arrow(table: pd.DataFrame) -> pa.Table:
+def ocr_table_arrow(table: pl.DataFrame) -> pa.Table:
     """The OCR table with its fixed schema (so empty lists keep their types)."""
-    return pa.Table.from_pandas(table, schema=OCR_SCHEMA, preserve_index=False)
+    return table.select(OCR_SCHEMA.names).to_arrow().cast(OCR_SCHEMA)
