@@ -30,7 +30,6 @@ a CPU, capped by the largest node.
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 import socket
 from collections.abc import Iterator
@@ -158,7 +157,7 @@ def run_on_ray(job: Job, items: list[Item], params: RayParams) -> Iterator[Resul
     job.check_batch(batch)
     cpus = actor_cpus(res)
     # a job that fixes its own thread count (the encoders: their last bits depend on it) keeps it
-    threads = getattr(job, "threads", None) or max(1, math.floor(cpus))
+    threads = getattr(job, "threads", None) or max(1, round(cpus))
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # parts (and so the cache) as in-process
     ctx.enable_progress_bars = False  # the stage shows its own bar
@@ -174,7 +173,10 @@ def run_on_ray(job: Job, items: list[Item], params: RayParams) -> Iterator[Resul
             continue
         rows = [{"items": pickle.dumps(chunk)} for chunk in batched(window, batch)]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
-            actor, compute=ray.data.ActorPoolStrategy(size=res.actors), num_cpus=cpus, num_gpus=res.gpus or None,
+            # one task in flight per actor: the first actor ready would otherwise queue the next tasks
+            # too, and a second actor would sit idle on a short run (measured: 2 actors no faster than 1)
+            actor, compute=ray.data.ActorPoolStrategy(size=res.actors, max_tasks_in_flight_per_actor=1),
+            num_cpus=cpus, num_gpus=res.gpus or None,
         )
         try:
             for row in ds.iter_rows():
