@@ -87,19 +87,22 @@ def _rows(arrays: dict[str, np.ndarray], n: int, casts: dict[str, Any]) -> list[
 
 
 @dataclass
-class ImageJob:
-    """Image embedding as a job of the shared loop: batches of exactly ``batch_size`` posters."""
+class _EncoderJob:
+    """Embedding as a job of the shared loop: batches of exactly ``batch_size`` items, as in-process."""
 
-    encoder: ImageEncoder | None  #: the driver's encoder (in-process); actors build their own
+    encoder: ImageEncoder | TextEncoder | None  #: the driver's encoder (in-process); actors build their own
     params: EncoderParams
     identity: dict[str, Any]
     batch_size: int
     #: CPU threads of the encoder: on CPU the last bits of the features depend on the thread count
     #: (float16 tokens move by up to 0.004 between 1 and 2 threads), so actors use the driver's.
     threads: int | None = None
-    stage: str = "embed_image"
     splittable: bool = False
-    reads_files: bool = True
+    kind = ""  #: image | text
+
+    @property
+    def stage(self) -> str:
+        return f"embed_{self.kind}"
 
     @property
     def part_size(self) -> int:
@@ -108,35 +111,22 @@ class ImageJob:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "encoder": None}  # an actor builds the encoder from params
 
+    def _create(self) -> ImageEncoder | TextEncoder:
+        raise NotImplementedError
+
+    def _encode(self, encoder: Any, chunk: list[Item]) -> list[Result]:
+        raise NotImplementedError
+
     def worker(self, threads: int | None) -> Worker:
         encoder = self.encoder
         if encoder is None:
             import torch
 
-            from pipeline.features.encoders import create_image_encoder
-
             if threads:
                 torch.set_num_threads(threads)
-            encoder = create_image_encoder(self.params)
-            _check_identity("image", encoder.identity, self.identity)
-
-        def run(items: list[Item]) -> list[Result]:
-            out: list[Result] = []
-            for chunk in batched(items, self.batch_size):
-                loaded, images = [], []
-                for item in chunk:
-                    try:
-                        images.append(load_rgb(item.path, item.key, item.data))
-                        loaded.append(item.key)
-                    except PosterError as err:
-                        out.append((item.key, None, failure(item.key, item.path, err.reason, str(err))))
-                if loaded:
-                    rows = _rows(encoder.encode(images), len(loaded), {})
-                    out.extend((k, row, None) for k, row in zip(loaded, rows, strict=True))
-            order = {item.key: i for i, item in enumerate(items)}
-            return sorted(out, key=lambda r: order[r[0]])
-
-        return run
+            encoder = self._create()
+            _check_identity(self.kind, encoder.identity, self.identity)
+        return lambda items: [r for chunk in batched(items, self.batch_size) for r in self._encode(encoder, chunk)]
 
     def store(self, cache: ArrayCache, keys: list[str], values: list[dict[str, np.ndarray]]) -> None:
         if keys:
@@ -144,6 +134,34 @@ class ImageJob:
 
     def check_batch(self, batch_size: int) -> None:
         _multiple_of_batch(self.stage, batch_size, self.batch_size)
+
+
+@dataclass
+class ImageJob(_EncoderJob):
+    """Image embedding: an item is a poster; one that cannot be read is reported, the rest encoded."""
+
+    kind = "image"
+    reads_files: bool = True
+
+    def _create(self) -> ImageEncoder:
+        from pipeline.features.encoders import create_image_encoder
+
+        return create_image_encoder(self.params)
+
+    def _encode(self, encoder: ImageEncoder, chunk: list[Item]) -> list[Result]:
+        out: list[Result] = []
+        loaded, images = [], []
+        for item in chunk:
+            try:
+                images.append(load_rgb(item.path, item.key, item.data))
+                loaded.append(item.key)
+            except PosterError as err:
+                out.append((item.key, None, failure(item.key, item.path, err.reason, str(err))))
+        if loaded:
+            rows = _rows(encoder.encode(images), len(loaded), {})
+            out.extend((k, row, None) for k, row in zip(loaded, rows, strict=True))
+        order = {item.key: i for i, item in enumerate(chunk)}
+        return sorted(out, key=lambda r: order[r[0]])
 
 
 def embed_images(
@@ -172,52 +190,20 @@ def text_key(text: str) -> str:
 
 
 @dataclass
-class TextJob:
-    """Text embedding as a job of the shared loop: an item is a text, keyed by its own sha256."""
+class TextJob(_EncoderJob):
+    """Text embedding: an item is a text (``Item.data``), keyed by its own sha256."""
 
-    encoder: TextEncoder | None
-    params: EncoderParams
-    identity: dict[str, Any]
-    batch_size: int
-    threads: int | None = None  #: as ImageJob.threads
-    stage: str = "embed_text"
-    splittable: bool = False
+    kind = "text"
     reads_files: bool = False
 
-    @property
-    def part_size(self) -> int:
-        return self.batch_size
+    def _create(self) -> TextEncoder:
+        from pipeline.features.encoders import create_text_encoder
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "encoder": None}
+        return create_text_encoder(self.params)
 
-    def worker(self, threads: int | None) -> Worker:
-        encoder = self.encoder
-        if encoder is None:
-            import torch
-
-            from pipeline.features.encoders import create_text_encoder
-
-            if threads:
-                torch.set_num_threads(threads)
-            encoder = create_text_encoder(self.params)
-            _check_identity("text", encoder.identity, self.identity)
-
-        def run(items: list[Item]) -> list[Result]:
-            out: list[Result] = []
-            for chunk in batched(items, self.batch_size):
-                rows = _rows(encoder.encode([item.data for item in chunk]), len(chunk), {"mask": bool})
-                out.extend((item.key, row, None) for item, row in zip(chunk, rows, strict=True))
-            return out
-
-        return run
-
-    def store(self, cache: ArrayCache, keys: list[str], values: list[dict[str, np.ndarray]]) -> None:
-        if keys:
-            cache.put(keys, _stack(values))
-
-    def check_batch(self, batch_size: int) -> None:
-        _multiple_of_batch(self.stage, batch_size, self.batch_size)
+    def _encode(self, encoder: TextEncoder, chunk: list[Item]) -> list[Result]:
+        rows = _rows(encoder.encode([item.data for item in chunk]), len(chunk), {"mask": bool})
+        return [(item.key, row, None) for item, row in zip(chunk, rows, strict=True)]
 
 
 def embed_texts(
