@@ -45,7 +45,7 @@ def _posters(folder: str, n: int):
 class _Nothing:
     """A job that does nothing: what one Ray Data dataset costs on its own."""
 
-    stage, batch_size, part_size, splittable, reads_files = "ocr", 8, 8, True, False
+    stage, batch_size, splittable, reads_files = "ocr", 8, True, False
 
     def worker(self, threads):
         return lambda items: [(i.key, None, None) for i in items]

@@ -194,11 +194,11 @@ def test_a_killed_driver_resumes_from_the_cache(real_posters, local_ray, tmp_pat
     assert ocr_table_arrow(table).equals(ocr_table_arrow(clean))
 
 
-def test_fill_cache_writes_a_part_every_part_size_results(tmp_path):
-    """The shared loop: parts of part_size, in item order, failures returned sorted by key."""
+def test_fill_cache_writes_a_part_every_batch_size_results(tmp_path):
+    """The shared loop: parts of batch_size results, in item order, failures returned sorted by key."""
 
     class Echo:
-        stage, batch_size, part_size, splittable, reads_files = "ocr", 3, 2, True, False
+        stage, batch_size, splittable, reads_files = "ocr", 2, True, False
 
         def worker(self, threads):
             return lambda items: [(i.key, {"texts": [i.data], "confidences": [1.0], "boxes": [[0] * 8]}, None)

@@ -104,10 +104,6 @@ class _EncoderJob:
     def stage(self) -> str:
         return f"embed_{self.kind}"
 
-    @property
-    def part_size(self) -> int:
-        return self.batch_size
-
     def __getstate__(self) -> dict:
         return {**self.__dict__, "encoder": None}  # an actor builds the encoder from params
 

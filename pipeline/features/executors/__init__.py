@@ -5,7 +5,7 @@ OCR, image embedding and text embedding (and so ``predict``) share one loop,
 worker (the OCR engine or encoder, loaded once per process or actor), how many
 items one call of the worker takes, and how results are stored in the
 content-addressed cache. The loop sends only the items the cache lacks to an
-executor and writes a cache part every ``job.part_size`` results as they arrive,
+executor and writes a cache part every ``job.batch_size`` results as they arrive,
 in the order of the items whatever the executor, so:
 
 * the cache stays the source of truth: resume, incremental runs and identity
@@ -56,10 +56,8 @@ class Job(Protocol):
 
     #: ``ocr`` | ``embed_image`` | ``embed_text``: names the stage's Ray resources and progress bar.
     stage: str
-    #: Items per worker call (the encoder batch; OCR's checkpoint size).
+    #: Items per worker call and per cache part (the encoder batch; OCR's ocr.checkpoint_every).
     batch_size: int
-    #: Items per cache part.
-    part_size: int
     #: True when a result does not depend on which items share a call (OCR): the process pool may
     #: send items one at a time. False for encoders: a batch must be exactly the in-process batch.
     splittable: bool
@@ -113,7 +111,7 @@ def fill_cache(job: Job, items: list[Item], cache: Any, *, workers: int = 1, ray
                 values.append(value)
             else:
                 failed.append(fail)
-            if len(keys) >= job.part_size:
+            if len(keys) >= job.batch_size:
                 job.store(cache, keys, values)
                 keys, values = [], []
             bar.advance(task)

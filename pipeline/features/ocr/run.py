@@ -74,10 +74,6 @@ class OcrJob:
     def batch_size(self) -> int:
         return self.params.checkpoint_every
 
-    @property
-    def part_size(self) -> int:
-        return self.params.checkpoint_every
-
     def worker(self, threads: int | None) -> Worker:
         reader = self.reader_factory(self.params) if self.reader_factory else create_reader(self.params, threads)
         return lambda items: [read_one(reader, item) for item in items]
