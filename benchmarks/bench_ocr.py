@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 #: name -> ocr params (the engine's defaults unless named)
 VARIANTS: dict[str, dict] = {
     "easyocr": {"engine": "easyocr"},
-    "rapidocr": {"engine": "rapidocr"},
+    "rapidocr, onnxruntime": {"engine": "rapidocr", "rapidocr": {"runtime": "onnxruntime"}},
+    "rapidocr, openvino bf16": {"engine": "rapidocr", "rapidocr": {"runtime": "openvino", "precision": "bf16"}},
+    "rapidocr, openvino f32": {"engine": "rapidocr", "rapidocr": {"runtime": "openvino", "precision": "f32"}},
     "rapidocr, detector side 480": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 480}},
     "rapidocr, angle classifier on": {"engine": "rapidocr", "rapidocr": {"use_cls": True}},
 }
@@ -59,50 +61,70 @@ def main() -> None:
     ap.add_argument("--posters", default="../shared/posters", help="poster folder (labels.csv + images)")
     ap.add_argument("--n", type=int, default=300, help="posters (each with a title word)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help=f"rows to run, of {list(VARIANTS)}")
-    ap.add_argument("--workers", type=int, default=None, help="ocr.workers (default: one per core)")
+    ap.add_argument("--workers", type=int, nargs="*", default=[None],
+                    help="ocr.workers, one row per count (default: one per core, the stage's default); 1 = one "
+                         "process with the engine's own threads")
     ap.add_argument("--out", default=None, help="write the report as JSON here")
+    ap.add_argument("--append", action="store_true",
+                    help="add these rows to the --out report (the same posters) instead of replacing it")
     args = ap.parse_args()
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
     from pipeline.core.params import OcrParams
-    from pipeline.features.cache import RecordCache
-    from pipeline.features.ocr import ocr_identity, read_quality, run_ocr, splits_words
 
     posters = sample(args.posters, args.n)
     rows = []
     for name in args.variants:
-        params = OcrParams(**VARIANTS[name], workers=args.workers)
-        with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
-            cache = RecordCache("ocr", ocr_identity(params), root=tmp)
-            t0 = time.perf_counter()
-            table, report = run_ocr(posters, params, cache)
-            seconds = time.perf_counter() - t0
-        row = {
-            "variant": name, "posters": len(posters), "failed": len(report["failed"]), "workers": report["workers"],
-            "seconds": round(seconds, 1), "posters_per_second": round(len(posters) / seconds, 3),
-            "as_read": read_quality(posters, table),
-            "to_encoder": read_quality(posters, table, splits_words(params)),
-            "split_words": splits_words(params),
-        }
-        rows.append(row)
-        r, e = row["as_read"]["title_recall"], row["to_encoder"]["title_recall"]
-        print(f"{name}: {row['posters_per_second']:.2f} posters/s; title word found (word) any {r['word_any']:.1%} "
-              f"all {r['word_all']:.1%}, to encoder any {e['word_any']:.1%} all {e['word_all']:.1%}; "
-              f"no text {row['as_read']['no_text']:.1%}, {row['as_read']['characters_per_poster']} chars", flush=True)
+        for workers in args.workers:
+            rows.append(run_variant(name, OcrParams(**VARIANTS[name], workers=workers), posters))
     out = {"cpus": os.cpu_count(), "posters": len(posters), "rows": rows}
+    if args.append and args.out and Path(args.out).exists():
+        earlier = json.loads(Path(args.out).read_text())
+        if earlier["posters"] != len(posters):
+            ap.error(f"--append: {args.out} has {earlier['posters']} posters, this run {len(posters)}")
+        out["rows"] = earlier["rows"] + rows
     print(markdown(out))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
 
+def run_variant(name: str, params, posters) -> dict:
+    """One row: the variant on ``posters`` with a fresh cache, timed, and its title recall."""
+    from pipeline.features.cache import RecordCache
+    from pipeline.features.ocr import ocr_identity, read_quality, run_ocr, splits_words
+
+    identity = ocr_identity(params)
+    with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
+        cache = RecordCache("ocr", identity, root=tmp)
+        t0 = time.perf_counter()
+        table, report = run_ocr(posters, params, cache)
+        seconds = time.perf_counter() - t0
+    row = {
+        "variant": name, "posters": len(posters), "failed": len(report["failed"]), "workers": report["workers"],
+        "threads_per_worker": "engine default (all cores)" if report["workers"] == 1 else 1,
+        "precision": identity.get("precision", "f32" if params.engine == "rapidocr" else None),
+        "seconds": round(seconds, 1), "posters_per_second": round(len(posters) / seconds, 3),
+        "as_read": read_quality(posters, table),
+        "to_encoder": read_quality(posters, table, splits_words(params)),
+        "split_words": splits_words(params),
+    }
+    r, e = row["as_read"]["title_recall"], row["to_encoder"]["title_recall"]
+    print(f"{name} ({row['workers']} processes): {row['posters_per_second']:.2f} posters/s; title word found (word) "
+          f"any {r['word_any']:.1%} all {r['word_all']:.1%}, to encoder any {e['word_any']:.1%} "
+          f"all {e['word_all']:.1%}; no text {row['as_read']['no_text']:.1%}, "
+          f"{row['as_read']['characters_per_poster']} chars", flush=True)
+    return row
+
+
 def markdown(report: dict) -> str:
-    lines = ["| engine, settings | posters/s | title word: any / all (as read) | any / all (to encoder) "
-             "| substring any / all | no text | chars/poster |", "|---|---|---|---|---|---|---|"]
+    lines = ["| engine, settings | processes | posters/s | title word: any / all (as read) | any / all (to encoder) "
+             "| substring any / all | no text | chars/poster |", "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         a, e = r["as_read"]["title_recall"], r["to_encoder"]["title_recall"]
-        lines.append(f"| {r['variant']} | {r['posters_per_second']:.2f} | {a['word_any']:.1%} / {a['word_all']:.1%} "
+        lines.append(f"| {r['variant']} | {r['workers']} | {r['posters_per_second']:.2f} "
+                     f"| {a['word_any']:.1%} / {a['word_all']:.1%} "
                      f"| {e['word_any']:.1%} / {e['word_all']:.1%} | {a['substring_any']:.1%} / "
                      f"{a['substring_all']:.1%} | {r['as_read']['no_text']:.1%} | "
                      f"{r['as_read']['characters_per_poster']} |")

@@ -1,14 +1,19 @@
-"""Benchmark: posters/second of each stage, and the cost of an incremental re-run.
+"""Benchmark: posters/second of each stage beside its alternatives, and the cost of an incremental re-run.
 
 Runs the library functions the stages call on a sample of real posters with a
-fresh, empty feature cache:
+fresh, empty feature cache, in one run:
 
-1. cold run on N posters: ingest, OCR, embed-image, embed-text (posters/s each),
-   then training (seconds per epoch) and evaluation;
-2. warm re-run on the same N posters (everything from the cache);
-3. incremental run on N + K posters: only the K new ones are OCR'd and embedded.
+1. cold run on N posters, every per-poster stage beside its alternatives:
+   OCR with each engine / runtime of ``bench_ocr.py`` (the stage's worker processes);
+   image embedding with PyTorch (the stage) and the same network exported to ONNX
+   Runtime and to OpenVINO (f32), on the same decoded and preprocessed batches, with
+   how far their features are from PyTorch's and whether each gives the same bytes run
+   after run and with 1 or 2 threads; text embedding (PyTorch, the stage);
+2. one training epoch of the default head (seconds and posters/s);
+3. warm re-run on the same N posters (everything from the cache);
+4. incremental run on N + K posters: only the K new ones are OCR'd and embedded.
 
-    python benchmarks/bench_pipeline.py --posters ../shared/posters --n 40 --k 8 --out bench.json
+    python benchmarks/bench_pipeline.py --posters ../shared/posters --n 64 --k 8 --out benchmarks/pipeline.json
 
 Numbers depend on the machine and on what else runs; the report records the
 CPU count and torch threads next to them.
@@ -25,20 +30,108 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: the OCR alternatives (rows of bench_ocr.py), the stage's default first
+OCR_ALTERNATIVES = ["rapidocr, openvino bf16", "rapidocr, openvino f32", "rapidocr, onnxruntime", "easyocr"]
+
+
+def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dict]:
+    """The offline image encoder's network on PyTorch (the stage), ONNX Runtime and OpenVINO (f32).
+
+    Every runtime gets the same decoded, preprocessed batches; a row's posters/s counts decoding
+    and preprocessing (measured once, the same for all) plus its forward passes. Each row says how
+    far its tokens are from PyTorch's and whether it gives the same bytes twice and with 1 or 2
+    threads (the cache must not depend on where a poster was embedded)."""
+    import numpy as np
+    import torch
+
+    from pipeline.data.images import load_rgb
+    from pipeline.features.encoders.base import to_tensor
+    from pipeline.features.encoders.offline import LITE_MEAN, LITE_STD
+
+    t0 = time.perf_counter()
+    images = [load_rgb(path, key) for key, path in zip(posters["sha256"], posters["path"])]
+    tensors = [to_tensor(im, encoder.size, LITE_MEAN, LITE_STD, encoder.fit) for im in images]
+    batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
+    prep = time.perf_counter() - t0
+    threads = torch.get_num_threads()
+
+    class FeatureMap(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model.extract_features(x)
+
+    net = FeatureMap(encoder.model).eval()
+
+    def torch_forward(n_threads: int):
+        torch.set_num_threads(n_threads)
+        with torch.no_grad():
+            out = np.concatenate([net(b).numpy() for b in batches])
+        torch.set_num_threads(threads)
+        return out
+
+    onnx_path = workdir / "efficientnet.onnx"
+    torch.onnx.export(net, (batches[0],), str(onnx_path), input_names=["x"], output_names=["fmap"],
+                      dynamic_axes={"x": {0: "n"}, "fmap": {0: "n"}}, dynamo=False)
+
+    def ort_forward(n_threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = n_threads
+        sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        return np.concatenate([sess.run(None, {"x": b.numpy()})[0] for b in batches])
+
+    def ov_forward(n_threads: int):
+        from openvino.runtime import Core
+
+        core = Core()
+        model = core.compile_model(core.read_model(str(onnx_path)), "CPU", {
+            "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": str(n_threads), "ENABLE_CPU_PINNING": False})
+        request = model.create_infer_request()
+        return np.concatenate([request.infer([b.numpy()])[0].copy() for b in batches])
+
+    rows, reference = [], None
+    for name, forward in [("pytorch (the stage)", torch_forward), ("onnxruntime, exported", ort_forward),
+                          ("openvino f32, exported", ov_forward)]:
+        forward(threads)  # warm-up: first-call allocations and kernel choices
+        t0 = time.perf_counter()
+        out = forward(threads)
+        seconds = time.perf_counter() - t0
+        again, one_thread = forward(threads), forward(1)
+        reference = out if reference is None else reference
+        rows.append({"alternative": name, "posters": len(images), "seconds": round(prep + seconds, 3),
+                     "forward_seconds": round(seconds, 3), "preprocess_seconds": round(prep, 3),
+                     "posters_per_second": round(len(images) / (prep + seconds), 2),
+                     "max_abs_diff_vs_pytorch": float(np.abs(out - reference).max()),
+                     "same_bytes_twice": out.tobytes() == again.tobytes(),
+                     "same_bytes_1_and_2_threads": out.tobytes() == one_thread.tobytes()})
+        r = rows[-1]
+        print(f"embed_image {name:24s} {r['posters_per_second']:8.2f} posters/s (forward {seconds:.2f} s, "
+              f"preprocess {prep:.2f} s); max |diff| vs pytorch {r['max_abs_diff_vs_pytorch']:.2e}; "
+              f"same bytes twice {r['same_bytes_twice']}, 1 vs {threads} threads {r['same_bytes_1_and_2_threads']}",
+              flush=True)
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posters", default="../shared/posters", help="poster folder (labels.csv + images)")
-    ap.add_argument("--n", type=int, default=40, help="posters in the cold run")
+    ap.add_argument("--n", type=int, default=64, help="posters in the cold run")
     ap.add_argument("--k", type=int, default=8, help="posters added for the incremental run")
     ap.add_argument("--encoder", default="offline", help="encoder.name (offline needs no download)")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--ocr", nargs="*", default=OCR_ALTERNATIVES, help="OCR alternatives (rows of bench_ocr.py)")
     ap.add_argument("--out", default=None, help="write the report as JSON here")
     args = ap.parse_args()
 
-    os.environ["POSTER_GENRES_CACHE"] = tempfile.mkdtemp(prefix="bench-cache-")
+    cache_root = tempfile.mkdtemp(prefix="bench-cache-")
+    os.environ["POSTER_GENRES_CACHE"] = cache_root
     import torch
+    from bench_ocr import VARIANTS
 
     from pipeline.core.params import (
         PAPER_GENRES,
@@ -51,21 +144,26 @@ def main() -> None:
     from pipeline.data.ingest import ingest_folder
     from pipeline.features.encoders import create_image_encoder, create_text_encoder
     from pipeline.features.ocr import ocr_texts, run_ocr
+    from pipeline.features.ocr.run import ocr_workers
     from pipeline.features.store import embed_images, embed_texts
 
     ocr_p = OcrParams()
     enc_p = EncoderParams(name=args.encoder)
     report: dict = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "cuda": torch.cuda.is_available(), "n": args.n, "k": args.k, "encoder": args.encoder}
+                    "cuda": torch.cuda.is_available(), "n": args.n, "k": args.k, "encoder": args.encoder,
+                    "stages": []}
 
-    def timed(name, fn, count):
+    def timed(name, fn, count, alternative=None):
         t0 = time.perf_counter()
         out = fn()
         s = time.perf_counter() - t0
-        report[name] = {"seconds": round(s, 3), "posters": count,
-                        "posters_per_second": round(count / s, 2) if s else None}
+        row = {"seconds": round(s, 3), "posters": count, "posters_per_second": round(count / s, 2) if s else None}
+        if alternative is None:
+            report[name] = row
+        else:
+            report["stages"].append({"stage": name, "alternative": alternative, **row})
         rate = count / s if s else float("inf")
-        print(f"{name:28s} {count:5d} posters {s:8.2f} s  {rate:8.2f} posters/s", flush=True)
+        print(f"{name:28s} {alternative or '':26s} {count:5d} posters {s:8.2f} s  {rate:8.2f} posters/s", flush=True)
         return out
 
     t0 = time.perf_counter()
@@ -73,41 +171,63 @@ def main() -> None:
     text_enc = create_text_encoder(enc_p)
     report["encoder_load_seconds"] = round(time.perf_counter() - t0, 2)
 
-    def pipeline_once(table, prefix):
-        ocr_table, _ = timed(f"{prefix}ocr", lambda: run_ocr(table, ocr_p), len(table))
-        texts = ocr_texts(ocr_table, ocr_p)
-        timed(f"{prefix}embed_image", lambda: embed_images(table, image_enc, enc_p.batch_size), len(table))
-        timed(f"{prefix}embed_text", lambda: embed_texts(texts, text_enc, enc_p.batch_size), len(table))
-
     table, _ = timed("ingest", lambda: ingest_folder(args.posters, PAPER_GENRES, args.n), args.n)
-    pipeline_once(table, "cold_")
-    pipeline_once(table, "warm_")
-    bigger, _ = ingest_folder(args.posters, PAPER_GENRES, args.n + args.k)
-    t0 = time.perf_counter()
-    pipeline_once(bigger, f"incremental_plus{args.k}_")
-    report["incremental_total_seconds"] = round(time.perf_counter() - t0, 2)
+    # 1. every per-poster stage beside its alternatives, cold
+    for name in args.ocr:
+        params = OcrParams(**VARIANTS[name])
+        timed("ocr", lambda p=params: run_ocr(table, p), len(table), f"{name} ({ocr_workers(params)} processes)")
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        for row in image_runtimes(image_enc, table, enc_p.batch_size, Path(tmp)):
+            report["stages"].append({"stage": "embed_image", **row})
+    timed("embed_image", lambda: embed_images(table, image_enc, enc_p.batch_size), len(table),
+          "pytorch, the stage's own loop")
+    ocr_table, _ = run_ocr(table, ocr_p)  # the default engine's text, from the cache filled above
+    texts = ocr_texts(ocr_table, ocr_p)
+    timed("embed_text", lambda: embed_texts(texts, text_enc, enc_p.batch_size), len(table), "pytorch (the stage)")
 
-    # training cost per epoch on these features
+    # 2. one training epoch of the default head on these features
     from pipeline.data.split import split_films
     from pipeline.features.store import FeatureSet
     from pipeline.models.datasets import build_datasets, feature_dims
     from pipeline.models.train import train_head
 
-    ocr_table, _ = run_ocr(bigger, ocr_p)
-    texts = ocr_texts(ocr_table, ocr_p)
-    ik, ia, _ = embed_images(bigger, image_enc, enc_p.batch_size)
+    ik, ia, _ = embed_images(table, image_enc, enc_p.batch_size)
     tk, ta, _ = embed_texts(texts, text_enc, enc_p.batch_size)
     image = FeatureSet(ik, ia, image_enc.identity, None)
     text = FeatureSet(tk, ta, text_enc.identity, None)
-    split = split_films(bigger, PAPER_GENRES)
-    data, _ = build_datasets(bigger, split, image, text, PAPER_GENRES)
+    split = split_films(table, PAPER_GENRES)
+    data, _ = build_datasets(table, split, image, text, PAPER_GENRES)
     result = train_head(data, feature_dims(image, text), PAPER_GENRES, FusionParams(),
-                        TrainParams(epochs=args.epochs, patience=args.epochs), LossParams())
-    report["train_seconds_per_epoch"] = round(result.summary.seconds / len(result.curve), 3)
-    report["train_posters"] = len(data["train"])
-    print(f"train: {report['train_seconds_per_epoch']} s/epoch on {len(data['train'])} posters")
+                        TrainParams(epochs=1, patience=1), LossParams())
+    epoch = result.summary.seconds
+    report["stages"].append({"stage": "train", "alternative": f"one epoch, {FusionParams().head} head",
+                             "posters": len(data["train"]), "seconds": round(epoch, 3),
+                             "posters_per_second": round(len(data["train"]) / epoch, 2)})
+    print(f"train: one epoch {epoch:.2f} s on {len(data['train'])} posters", flush=True)
+
+    # 3. warm: everything from the cache; 4. incremental: K new posters
+    def pipeline_once(posters, prefix):
+        ocr_table, _ = timed(f"{prefix}ocr", lambda: run_ocr(posters, ocr_p), len(posters))
+        texts = ocr_texts(ocr_table, ocr_p)
+        timed(f"{prefix}embed_image", lambda: embed_images(posters, image_enc, enc_p.batch_size), len(posters))
+        timed(f"{prefix}embed_text", lambda: embed_texts(texts, text_enc, enc_p.batch_size), len(posters))
+
+    pipeline_once(table, "warm_")
+    bigger, _ = ingest_folder(args.posters, PAPER_GENRES, args.n + args.k)
+    t0 = time.perf_counter()
+    pipeline_once(bigger, f"incremental_plus{args.k}_")
+    report["incremental_total_seconds"] = round(time.perf_counter() - t0, 2)
+    print(markdown(report))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def markdown(report: dict) -> str:
+    lines = ["| stage | alternative | posters | seconds | posters/s |", "|---|---|---|---|---|"]
+    for r in report["stages"]:
+        lines.append(f"| {r['stage']} | {r['alternative']} | {r['posters']} | {r['seconds']:.2f} "
+                     f"| {r['posters_per_second']:.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

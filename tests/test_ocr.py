@@ -36,9 +36,13 @@ def titled(posters_dir):
     return pl.DataFrame(rows)
 
 
-@pytest.mark.parametrize("engine", ["easyocr", "rapidocr"])
-def test_engine_reads_real_posters_with_real_weights(engine, titled):
-    reader = create_reader(OcrParams(engine=engine))
+ENGINES = [("easyocr", {}), ("rapidocr", {"runtime": "onnxruntime"}), ("rapidocr", {"runtime": "openvino"}),
+           ("rapidocr", {"runtime": "openvino", "precision": "f32"})]
+
+
+@pytest.mark.parametrize(("engine", "rapidocr"), ENGINES)
+def test_engine_reads_real_posters_with_real_weights(engine, rapidocr, titled):
+    reader = create_reader(OcrParams(engine=engine, rapidocr=rapidocr))
     found = 0
     for row in titled.iter_rows(named=True):
         image = load_rgb(row["path"])
@@ -68,10 +72,50 @@ def test_identities_differ_by_engine_and_setting_and_come_back():
     assert RecordCache("ocr", rapid, root="/tmp/x").dir == RecordCache("ocr", ocr_identity(same), root="/tmp/x").dir
 
 
-def test_worker_processes_give_byte_identical_output(titled, tmp_path):
+def test_runtimes_have_their_own_identities_and_onnxruntime_keeps_its_old_one():
+    ort = ocr_identity(OcrParams(rapidocr={"runtime": "onnxruntime"}))
+    ov = ocr_identity(OcrParams(rapidocr={"runtime": "openvino"}))
+    ov32 = ocr_identity(OcrParams(rapidocr={"runtime": "openvino", "precision": "f32"}))
+    # the same model files in both wheels, read by different runtimes: different texts, different folders
+    assert ort["models"] == ov["models"] and ort != ov and ov32["precision"] == "f32"
+    assert ov["openvino"] and "openvino" not in ort and ort["onnxruntime"]
+    # the ONNX Runtime identity is the one of the texts read before OpenVINO was supported (so their
+    # cache stays valid): no runtime nor precision key, and precision does not apply to it
+    assert list(ort) == ["engine", "version", "onnxruntime", "models", "use_cls", "det_limit_side_len",
+                         "det_limit_type", "det_thresh", "box_thresh", "unclip_ratio", "text_score"]
+    assert ocr_identity(OcrParams(rapidocr={"runtime": "onnxruntime", "precision": "f32"})) == ort
+    # bf16 is what runs only where the CPU has bfloat16 instructions; the identity says which ran
+    from openvino.runtime import Core
+
+    has_bf16 = "BF16" in Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert ov["precision"] == ("bf16" if has_bf16 else "f32")
+    assert (ov == ov32) is (not has_bf16)
+
+
+def test_missing_openvino_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rapidocr_openvino", None)
+    with pytest.raises(OcrSetupError, match=r"^OCR engine needs the package 'rapidocr-openvino': "
+                                            r"pip install rapidocr-openvino$"):
+        create_reader(OcrParams(rapidocr={"runtime": "openvino"}))
+
+
+def test_a_worker_whose_engine_differs_from_the_drivers_stops_in_one_line():
+    from pipeline.features.executors import WorkerMismatchError
+    from pipeline.features.ocr.run import OcrJob
+
+    params = OcrParams(rapidocr={"runtime": "openvino", "precision": "f32"})
+    driver = {**ocr_identity(params), "precision": "bf16"}  # as on a driver whose CPU has bfloat16
+    with pytest.raises(WorkerMismatchError, match=r"^the OCR engine built on a Ray actor differs from the "
+                                                  r"driver's \(in precision\); "):
+        OcrJob(params, driver).worker(1)
+    OcrJob(params, ocr_identity(params)).worker(1)  # the same engine builds
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_worker_processes_give_byte_identical_output(runtime, titled, tmp_path):
     outputs = []
     for workers in (1, 2):
-        params = OcrParams(engine="rapidocr", workers=workers, checkpoint_every=2)
+        params = OcrParams(engine="rapidocr", workers=workers, checkpoint_every=2, rapidocr={"runtime": runtime})
         table, report = run_ocr(titled, params, RecordCache("ocr", {"w": workers}, root=tmp_path / "c"))
         assert report["computed"] == len(TITLED) and report["workers"] == workers
         write_parquet(tmp_path / f"ocr{workers}.parquet", ocr_table_arrow(table))
@@ -85,7 +129,7 @@ def test_missing_engine_package_is_one_line_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import now raises ImportError
     with pytest.raises(OcrSetupError, match=r"^OCR engine needs the package 'rapidocr-onnxruntime': "
                                             r"pip install rapidocr-onnxruntime$"):
-        ocr_identity(OcrParams(engine="rapidocr"))
+        ocr_identity(OcrParams(engine="rapidocr", rapidocr={"runtime": "onnxruntime"}))
 
 
 def test_engine_failing_on_one_poster_is_reported_and_skipped(titled, tmp_path):
@@ -165,11 +209,12 @@ def test_ocr_benchmark_runs_on_a_tiny_sample(posters_dir, tmp_path):
 
     out = tmp_path / "ocr.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ocr.py"), "--posters", str(posters_dir),
-                           "--n", "3", "--variants", "rapidocr", "--workers", "1", "--out", str(out)],
+                           "--n", "3", "--variants", "rapidocr, openvino bf16", "--workers", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     (row,) = report["rows"]
-    assert row["variant"] == "rapidocr" and row["posters"] == 3 and row["posters_per_second"] > 0
+    assert row["variant"] == "rapidocr, openvino bf16" and row["posters"] == 3 and row["posters_per_second"] > 0
+    assert row["workers"] == 1 and row["precision"] in ("bf16", "f32")
     assert row["as_read"]["title_recall"]["posters_with_title_words"] == 3
-    assert "| rapidocr |" in proc.stdout
+    assert "| rapidocr, openvino bf16 | 1 |" in proc.stdout

@@ -75,7 +75,8 @@ def test_ocr_engines_register_a_reader_with_its_identity_and_stay_cheap_to_impor
         assert callable(reader) and callable(reader.identity)
     # importing the engines registers them without importing the engines' own packages
     code = ("import sys; from pipeline.core.params import registry; names = registry('ocr.engine').names(); "
-            "heavy = [m for m in ('easyocr', 'rapidocr_onnxruntime', 'onnxruntime') if m in sys.modules]; "
+            "heavy = [m for m in ('easyocr', 'rapidocr_onnxruntime', 'onnxruntime', 'rapidocr_openvino', 'openvino') "
+            "if m in sys.modules]; "
             "print(names, heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"{ENGINES.names()} []"

@@ -143,8 +143,15 @@ class EasyOcrSettings(_Group):
 
 
 class RapidOcrSettings(_Group):
-    """RapidOCR (PP-OCRv4 detector + recogniser, ONNX files inside the ``rapidocr-onnxruntime`` wheel)."""
+    """RapidOCR (PP-OCRv4 detector + recogniser: the same ONNX files ship in the ``rapidocr-onnxruntime``
+    and ``rapidocr-openvino`` wheels), run by ONNX Runtime or OpenVINO."""
 
+    #: Which inference runtime runs the PP-OCR models (both on the CPU; ``benchmarks/bench_ocr.py``).
+    runtime: Literal["onnxruntime", "openvino"] = "openvino"
+    #: openvino: the CPU's inference precision. ``bf16`` where the CPU has bfloat16 instructions
+    #: (AVX512-BF16 or AMX; elsewhere OpenVINO runs f32, and the cache identity records which ran);
+    #: ``f32`` reads the same text as ONNX Runtime. onnxruntime always runs f32 and ignores it.
+    precision: Literal["bf16", "f32"] = "bf16"
     #: The 0/180 degree text-direction classifier: posters are upright, and it costs time.
     use_cls: bool = False
     #: The detector resizes the image so its ``det_limit_type`` side is ``det_limit_side_len``

@@ -29,7 +29,17 @@ from pipeline.core.io import atomic_path, sha256_bytes, write_parquet
 from pipeline.data.images import PosterError, load_rgb
 from pipeline.features.cache import ArrayCache
 from pipeline.features.encoders import ImageEncoder, TextEncoder
-from pipeline.features.executors import Item, Result, Worker, batched, executor_name, failure, fill_cache, poster_paths
+from pipeline.features.executors import (
+    Item,
+    Result,
+    Worker,
+    batched,
+    check_identity,
+    executor_name,
+    failure,
+    fill_cache,
+    poster_paths,
+)
 
 if TYPE_CHECKING:
     from pipeline.core.params import EncoderParams, RayParams
@@ -49,17 +59,6 @@ class FeatureSet:
     def rows(self, keys: list[str]) -> np.ndarray:
         pos = dict(zip(self.keys, range(len(self.keys))))
         return np.array([pos[k] for k in keys], dtype=np.int64)
-
-
-def _check_identity(kind: str, built: dict[str, Any], expected: dict[str, Any]) -> None:
-    """An actor's encoder must be the driver's (same weights, preprocessing, precision): the features go
-    into the cache folder named by the driver's identity."""
-    if built != expected:
-        diff = sorted(k for k in set(built) | set(expected) if built.get(k) != expected.get(k))
-        raise FeatureError(
-            f"the {kind} encoder built on a Ray actor differs from the driver's (in {', '.join(diff)}); "
-            f"give the actors the same device (ray.embed_{kind}.gpus, encoder.device) and weights"
-        )
 
 
 def _multiple_of_batch(stage: str, batch_size: int, encoder_batch: int) -> None:
@@ -121,7 +120,8 @@ class _EncoderJob:
             if threads:
                 torch.set_num_threads(threads)
             encoder = self._create()
-            _check_identity(self.kind, encoder.identity, self.identity)
+            check_identity(f"{self.kind} encoder", encoder.identity, self.identity,
+                           f"give the actors the same device (ray.embed_{self.kind}.gpus, encoder.device) and weights")
         return lambda items: [r for chunk in batched(items, self.batch_size) for r in self._encode(encoder, chunk)]
 
     def store(self, cache: ArrayCache, keys: list[str], values: list[dict[str, np.ndarray]]) -> None:

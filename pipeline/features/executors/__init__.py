@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -70,6 +71,19 @@ class Job(Protocol):
 
     def check_batch(self, batch_size: int) -> None:
         """Raise a one-line error when a Ray task of ``batch_size`` items would change the results."""
+
+
+class WorkerMismatchError(PipelineError):
+    """A worker built on a process or actor differs from the driver's (message is one line)."""
+
+
+def check_identity(what: str, built: dict[str, Any], expected: dict[str, Any], hint: str) -> None:
+    """A worker's engine or encoder must be the driver's (same package versions, weights, precision):
+    its results go into the cache folder named by the driver's identity. ``hint`` says what to align."""
+    if built != expected:
+        diff = sorted(k for k in set(built) | set(expected) if built.get(k) != expected.get(k))
+        raise WorkerMismatchError(f"the {what} built on a Ray actor differs from the driver's "
+                                  f"(in {', '.join(diff)}); {hint}")
 
 
 def failure(key: str, path: str, reason: str, detail: str) -> dict[str, str]:

@@ -88,15 +88,31 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         return
     if address == "local":
-        # the instance gets the CPUs this process may use, not the machine's count
-        ray.init(num_cpus=cores(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        # the instance gets the CPUs this process may use, not the machine's count; address="local" starts
+        # a new one even where `ray start` left a cluster on this machine (plain ray.init() would join it)
+        ray.init(address="local", num_cpus=cores(), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
         return
     if address != "auto":
         check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as err:  # noqa: BLE001 - Ray raises several kinds; the user needs one line
+        if "InvalidAuthToken" in _chain_text(err):
+            raise RayError(f"ray.address '{address}': the cluster refused this driver (InvalidAuthToken: token "
+                           f"authentication is on): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's "
+                           f"token (`ray get-auth-token` on the head node prints it)") from None
         raise RayError(f"ray.address '{address}': cannot connect ({_first_line(err)})") from None
+
+
+def _chain_text(err: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from (Ray wraps the reason twice)."""
+    texts, seen = [], set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        texts.append(str(err))
+        err = err.__cause__ or err.__context__
+    return "\n".join(texts)
 
 
 def actor_cpus(res: RayStageParams) -> float:

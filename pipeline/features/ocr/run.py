@@ -22,7 +22,16 @@ import pyarrow as pa
 from pipeline.core.params import OcrParams
 from pipeline.data.images import PosterError, load_rgb
 from pipeline.features.cache import RecordCache
-from pipeline.features.executors import Item, Result, Worker, executor_name, failure, fill_cache, poster_paths
+from pipeline.features.executors import (
+    Item,
+    Result,
+    Worker,
+    check_identity,
+    executor_name,
+    failure,
+    fill_cache,
+    poster_paths,
+)
 from pipeline.features.ocr.engines import create_reader, ocr_identity
 
 if TYPE_CHECKING:
@@ -64,6 +73,9 @@ class OcrJob:
     """OCR as a job of the shared loop: one engine per process or actor, one record per poster."""
 
     params: OcrParams
+    #: the driver's engine identity (names the cache folder); a process or actor whose engine differs
+    #: (another package version, a CPU without bfloat16 on a bf16 run) stops instead of mixing texts
+    identity: dict[str, Any] | None = None
     #: tests: replaces the engine (called with the params); runs in this process
     reader_factory: Callable[[OcrParams], Callable] | None = None
     stage: str = "ocr"
@@ -75,7 +87,14 @@ class OcrJob:
         return self.params.checkpoint_every
 
     def worker(self, threads: int | None) -> Worker:
-        reader = self.reader_factory(self.params) if self.reader_factory else create_reader(self.params, threads)
+        if self.reader_factory:
+            reader = self.reader_factory(self.params)
+        else:
+            if self.identity is not None:
+                check_identity("OCR engine", ocr_identity(self.params), self.identity,
+                               "install the same packages on every node, or read at ocr.rapidocr.precision: f32 "
+                               "where nodes differ in bfloat16 support")
+            reader = create_reader(self.params, threads)
         return lambda items: [read_one(reader, item) for item in items]
 
     def store(self, cache: RecordCache, keys: list[str], values: list[Any]) -> None:
@@ -105,7 +124,7 @@ def run_ocr(
     paths = poster_paths(posters)
     todo = cache.missing(paths)
     workers = 1 if reader_factory else min(ocr_workers(params), max(len(todo), 1))
-    job = OcrJob(params, reader_factory)
+    job = OcrJob(params, None if reader_factory else ocr_identity(params), reader_factory)
     t0 = time.perf_counter()
     failed = fill_cache(job, [Item(k, paths[k]) for k in todo], cache, workers=workers, ray=ray,
                         description=f"ocr ({params.engine}, {executor_name(workers, ray)})")
