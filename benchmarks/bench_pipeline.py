@@ -5,8 +5,8 @@ fresh, empty feature cache, in one run:
 
 1. cold run on N posters, every per-poster stage beside its alternatives:
    OCR with each engine / runtime of ``bench_ocr.py`` (the stage's worker processes);
-   image embedding with PyTorch (the stage) and the same network exported to ONNX
-   Runtime and to OpenVINO (f32), on the same decoded and preprocessed batches, with
+   image embedding with PyTorch and the same network exported to ONNX Runtime (the
+   stage's default) and to OpenVINO (f32), on the same decoded and preprocessed batches, with
    how far their features are from PyTorch's and whether each gives the same bytes run
    after run and with 1 or 2 threads; text embedding (PyTorch, the stage);
 2. one training epoch of the default head (seconds and posters/s);
@@ -37,7 +37,7 @@ OCR_ALTERNATIVES = ["rapidocr, openvino bf16", "rapidocr, openvino f32", "rapido
 
 
 def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dict]:
-    """The offline image encoder's network on PyTorch (the stage), ONNX Runtime and OpenVINO (f32).
+    """The offline image encoder's network on PyTorch, ONNX Runtime (the stage's default) and OpenVINO (f32).
 
     Every runtime gets the same decoded, preprocessed batches; a row's posters/s counts decoding
     and preprocessing (measured once, the same for all) plus its forward passes. Each row says how
@@ -48,7 +48,7 @@ def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dic
 
     from pipeline.data.images import load_rgb
     from pipeline.features.encoders.base import to_tensor
-    from pipeline.features.encoders.offline import LITE_MEAN, LITE_STD
+    from pipeline.features.encoders.offline import LITE_MEAN, LITE_STD, _FeatureMap, feature_map_onnx
 
     t0 = time.perf_counter()
     images = [load_rgb(path, key) for key, path in zip(posters["sha256"], posters["path"])]
@@ -57,15 +57,7 @@ def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dic
     prep = time.perf_counter() - t0
     threads = torch.get_num_threads()
 
-    class FeatureMap(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model.extract_features(x)
-
-    net = FeatureMap(encoder.model).eval()
+    net = _FeatureMap(encoder.model).eval()
 
     def torch_forward(n_threads: int):
         torch.set_num_threads(n_threads)
@@ -75,8 +67,7 @@ def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dic
         return out
 
     onnx_path = workdir / "efficientnet.onnx"
-    torch.onnx.export(net, (batches[0],), str(onnx_path), input_names=["x"], output_names=["fmap"],
-                      dynamic_axes={"x": {0: "n"}, "fmap": {0: "n"}}, dynamo=False)
+    onnx_path.write_bytes(feature_map_onnx(encoder.model, encoder.size))
 
     def ort_forward(n_threads: int):
         import onnxruntime as ort
@@ -96,7 +87,7 @@ def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dic
         return np.concatenate([request.infer([b.numpy()])[0].copy() for b in batches])
 
     rows, reference = [], None
-    for name, forward in [("pytorch (the stage)", torch_forward), ("onnxruntime, exported", ort_forward),
+    for name, forward in [("pytorch", torch_forward), ("onnxruntime, exported (the stage's default)", ort_forward),
                           ("openvino f32, exported", ov_forward)]:
         forward(threads)  # warm-up: first-call allocations and kernel choices
         t0 = time.perf_counter()
@@ -180,7 +171,7 @@ def main() -> None:
         for row in image_runtimes(image_enc, table, enc_p.batch_size, Path(tmp)):
             report["stages"].append({"stage": "embed_image", **row})
     timed("embed_image", lambda: embed_images(table, image_enc, enc_p.batch_size), len(table),
-          "pytorch, the stage's own loop")
+          f"the stage's own loop ({enc_p.offline_image_runtime})")
     ocr_table, _ = run_ocr(table, ocr_p)  # the default engine's text, from the cache filled above
     texts = ocr_texts(ocr_table, ocr_p)
     timed("embed_text", lambda: embed_texts(texts, text_enc, enc_p.batch_size), len(table), "pytorch (the stage)")

@@ -38,6 +38,26 @@ def test_offline_encoders_real_weights(posters):
     assert img.identity["weights_sha256"] and txt.identity["weights_sha256"]
 
 
+def test_offline_image_runtimes_agree_and_onnxruntime_is_byte_stable(posters):
+    images = [load_rgb(p) for p in posters["path"]]
+    ort_enc = create_image_encoder(EncoderParams(name="offline", offline_image_runtime="onnxruntime"))
+    torch_enc = create_image_encoder(EncoderParams(name="offline", offline_image_runtime="pytorch"))
+    # different runtimes, different cache folders; PyTorch's identity is the one from before the choice
+    assert ort_enc.identity != torch_enc.identity and ort_enc.identity["runtime"] == "onnxruntime"
+    assert list(torch_enc.identity) == ["encoder", "modality", "model", "weights_sha256", "preprocess", "tokens",
+                                        "precision"]
+    ort_out, torch_out = ort_enc.encode(images), torch_enc.encode(images)
+    np.testing.assert_allclose(ort_out["tokens"], torch_out["tokens"], atol=2e-4)  # the same network
+    threads = torch.get_num_threads()
+    try:  # the same bytes again, and with one thread (an actor or a worker with another thread count)
+        assert ort_enc.encode(images)["tokens"].tobytes() == ort_out["tokens"].tobytes()
+        torch.set_num_threads(1)
+        one = create_image_encoder(EncoderParams(name="offline")).encode(images)
+        assert one["tokens"].tobytes() == ort_out["tokens"].tobytes()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_clip_tiny_random_weights_tokens(posters, allow_random_clip):
     params = EncoderParams(name="clip", model=TINY, pretrained="random", device="cpu", text_max_tokens=20)
     img = create_image_encoder(params)
