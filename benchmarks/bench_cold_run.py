@@ -54,14 +54,56 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, l
     return seconds, starts
 
 
-def stage_posters(clone: Path) -> dict[str, int]:
-    """Posters each per-poster stage handled, from the stages' own reports."""
+def stage_posters(clone: Path) -> dict[str, dict]:
+    """What each stage handled, from the stages' own outputs: posters, and epochs for train."""
     def load(path: str) -> dict:
         p = clone / path
         return json.loads(p.read_text()) if p.exists() else {}
 
-    ocr = load("features/ocr_report.json")
-    return {"ocr": ocr.get("posters", 0), "ocr_computed": ocr.get("computed", 0)}
+    posters = load("data/ingest_report.json").get("posters_kept")
+    train_posters = load("data/split_summary.json").get("train", {}).get("posters")
+    epochs = load("dvclive/train/metrics.json").get("epochs_run")
+    per_poster = {"posters": posters}
+    return {"ingest": per_poster, "embed-image": per_poster, "ocr": per_poster, "embed-text": per_poster,
+            "train": {"posters": train_posters, "epochs": epochs},
+            "evaluate": {"posters": load("data/split_summary.json").get("test", {}).get("posters")}}
+
+
+def markdown(report: dict) -> str:
+    """The README's table of a cold run: each stage's seconds, share and rate."""
+    lines = ["| stage | seconds | share of the run | posters | posters/s |", "|---|---|---|---|---|"]
+    for row in report["stages"]:
+        n, epochs = row.get("posters"), row.get("epochs")
+        if epochs:
+            rate = f"{epochs} epochs, {row['seconds'] / epochs:.1f} s each"
+        else:
+            rate = f"{n / row['seconds']:.1f}" if n and row["seconds"] else ""
+        lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['share']:.1%} | {n or ''} | {rate} |")
+    lines.append(f"| **total** | **{report['total_seconds']:.1f}** ({report['total_seconds'] / 60:.1f} min) "
+                 f"| 100% | | |")
+    if "predict" in report:
+        p = report["predict"]
+        lines.append(f"| `poster-genres predict`, new posters | {p['seconds']:.1f} ({p['seconds'] / 60:.1f} min) | "
+                     f"| {p['posters']} | {p['posters_per_second']:.1f} |")
+    return "\n".join(lines)
+
+
+#: the README's metric columns: (header, key in dvclive/evaluate/metrics.json)
+METRICS = [("F_m", "f1_macro"), ("BA_m", "balanced_accuracy_macro"), ("F_mu", "f1_micro"),
+           ("BA_mu", "balanced_accuracy_micro"), ("F_w", "f1_weighted"), ("BA_w", "balanced_accuracy_weighted"),
+           ("F_s", "f1_samples"), ("BA_s", "balanced_accuracy_samples"), ("HL", "hamming_loss"), ("Hit", "hit"),
+           ("AP_m", "average_precision_macro")]
+
+
+def markdown_metrics(report: dict) -> str:
+    """The README's row of the run's test metrics (paper's rule), and its product rule's figures."""
+    m = report["test_metrics"]
+    cells = [f"{m[key]:.4f}" if head == "HL" else f"{100 * m[key]:.2f}" for head, key in METRICS]
+    rule = m["product_rule"]
+    return (f"| cold run of `{report['commit'][:7]}` | " + " | ".join(cells) + " |\n\n"
+            f"Product rule of that run (`{rule['name']}`, chosen on validation): F_m {100 * rule['f1_macro']:.2f}, "
+            f"F_s {100 * rule['f1_samples']:.2f}, hamming loss {rule['hamming_loss']:.4f}, "
+            f"{rule['genres_per_poster']:.2f} genres per poster (true {m['genres_per_poster_true']:.2f}).")
 
 
 def main() -> None:
@@ -87,17 +129,19 @@ def main() -> None:
     total, starts = run_timed(cmd, clone, env, work / "dvc_exp_run.log")
 
     counts = stage_posters(clone)
-    ingested = json.loads((clone / "data" / "ingest_report.json").read_text()).get("posters") \
-        if (clone / "data" / "ingest_report.json").exists() else None
     stages = []
     for i, (name, start) in enumerate(starts):
         end = starts[i + 1][1] if i + 1 < len(starts) else total
-        stages.append({"stage": name, "seconds": round(end - start, 1), "share": round((end - start) / total, 3)})
+        stages.append({"stage": name, "seconds": round(end - start, 1), "share": round((end - start) / total, 3),
+                       **counts.get(name, {})})
     report: dict = {"commit": commit, "cpus": os.cpu_count(), "command": " ".join(cmd),
-                    "total_seconds": round(total, 1), "stages": stages, "posters": counts | {"ingested": ingested}}
-    for row in stages:
-        print(f"{row['stage']:14s} {row['seconds']:8.1f} s  {row['share']:6.1%}")
-    print(f"{'total':14s} {total:8.1f} s")
+                    "total_seconds": round(total, 1), "stages": stages}
+    ocr_report = clone / "features" / "ocr_report.json"
+    if ocr_report.exists():  # film-title recall over every poster of the run
+        report["ocr_quality"] = json.loads(ocr_report.read_text()).get("quality")
+    metrics = clone / "dvclive" / "evaluate" / "metrics.json"
+    if metrics.exists():
+        report["test_metrics"] = json.loads(metrics.read_text())
 
     if args.predict_n:
         files = sorted((posters / "images").glob("*.jpg"))[: args.predict_n]
@@ -107,6 +151,7 @@ def main() -> None:
         report["predict"] = {"posters": len(files), "seconds": round(seconds, 1),
                              "posters_per_second": round(len(files) / seconds, 2)}
         print(f"predict: {len(files)} new posters in {seconds:.1f} s")
+    print(markdown(report))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

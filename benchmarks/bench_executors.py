@@ -137,9 +137,59 @@ def main() -> None:
     }
     print(f"ray start-up {ray_start:.1f} s; one empty dataset {empty_dataset:.1f} s; "
           f"decode+preprocess {1000 * decode_s:.1f} ms/poster")
+    print(markdown(report))
+    print(markdown_catalogue(report))
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     os._exit(0)  # Ray's shutdown at exit can take seconds; the report is written
+
+
+def markdown(report: dict) -> str:
+    """The README's table: each stage's posters/s in-process and on Ray."""
+    lines = ["| stage | executor | posters/s |", "|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['executor']} | {r['posters_per_second']:.2f} |" for r in report["rows"]]
+    return "\n".join(lines)
+
+
+#: posters of the catalogue estimate, Ray's window (ray.window) and the CPU cores of one GPU worker
+CATALOGUE, WINDOW, WORKER_CORES = 500_000, 4096, 8
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def markdown_catalogue(report: dict) -> str:
+    """The README's catalogue estimate, from this run's per-poster costs in core-seconds: the best
+    in-machine rate of each stage on this machine's cores, spread over more cores (no GPU measured)."""
+    cores = report["cpus"]
+    best = {}
+    for r in report["rows"]:
+        if not r["executor"].startswith("ray"):
+            best[r["stage"]] = max(best.get(r["stage"], 0.0), r["posters_per_second"])
+    ocr_cs, image_cs = cores / best["ocr"], cores / best["embed_image"]
+    decode = report["decode_preprocess_seconds_per_poster"]
+    windows = -(-CATALOGUE // WINDOW)
+    workers = (1, 4, 16)
+    lines = [f"| {CATALOGUE:,} posters | this machine ({cores} cores) | "
+             + " | ".join(f"N = {n} GPU worker{'s' * (n > 1)} x {WORKER_CORES} cores" for n in workers) + " |",
+             "|---|---|" + "---|" * len(workers)]
+
+    def row(label: str, core_seconds: float | None, here: bool = True) -> None:
+        cells = [_duration(CATALOGUE * core_seconds / cores) if here else "-"]
+        cells += [_duration(CATALOGUE * core_seconds / (WORKER_CORES * n)) for n in workers]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    row(f"OCR on the CPUs ({ocr_cs:.3f} core-s per poster)", ocr_cs)
+    row(f"image embedding, offline encoder on the CPUs ({image_cs:.4f} core-s)", image_cs)
+    row(f"image embedding on GPUs: the CPU side only, decode + preprocess ({1000 * decode:.1f} ms)", decode,
+        here=False)
+    pool = report["ray_empty_dataset_seconds"]
+    lines.append(f"| Ray: {windows} windows of {WINDOW:,} posters x {pool:.1f} s pool start, per stage | - | "
+                 + " | ".join(_duration(windows * pool) for _ in workers) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

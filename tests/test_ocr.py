@@ -37,7 +37,7 @@ def titled(posters_dir):
 
 
 ENGINES = [("easyocr", {}), ("rapidocr", {"runtime": "onnxruntime"}), ("rapidocr", {"runtime": "openvino"}),
-           ("rapidocr", {"runtime": "openvino", "precision": "f32"})]
+           ("rapidocr", {"runtime": "openvino", "precision": "bf16"})]
 
 
 @pytest.mark.parametrize(("engine", "rapidocr"), ENGINES)
@@ -74,8 +74,8 @@ def test_identities_differ_by_engine_and_setting_and_come_back():
 
 def test_runtimes_have_their_own_identities_and_onnxruntime_keeps_its_old_one():
     ort = ocr_identity(OcrParams(rapidocr={"runtime": "onnxruntime"}))
-    ov = ocr_identity(OcrParams(rapidocr={"runtime": "openvino"}))
-    ov32 = ocr_identity(OcrParams(rapidocr={"runtime": "openvino", "precision": "f32"}))
+    ov = ocr_identity(OcrParams(rapidocr={"runtime": "openvino", "precision": "bf16"}))
+    ov32 = ocr_identity(OcrParams(rapidocr={"runtime": "openvino"}))  # f32, the default
     # the same model files in both wheels, read by different runtimes: different texts, different folders
     assert ort["models"] == ov["models"] and ort != ov and ov32["precision"] == "f32"
     assert ov["openvino"] and "openvino" not in ort and ort["onnxruntime"]
@@ -111,11 +111,12 @@ def test_a_worker_whose_engine_differs_from_the_drivers_stops_in_one_line():
     OcrJob(params, ocr_identity(params)).worker(1)  # the same engine builds
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_worker_processes_give_byte_identical_output(runtime, titled, tmp_path):
+@pytest.mark.parametrize(("runtime", "precision"), [("onnxruntime", "f32"), ("openvino", "f32"), ("openvino", "bf16")])
+def test_worker_processes_give_byte_identical_output(runtime, precision, titled, tmp_path):
     outputs = []
     for workers in (1, 2):
-        params = OcrParams(engine="rapidocr", workers=workers, checkpoint_every=2, rapidocr={"runtime": runtime})
+        params = OcrParams(engine="rapidocr", workers=workers, checkpoint_every=2,
+                           rapidocr={"runtime": runtime, "precision": precision})
         table, report = run_ocr(titled, params, RecordCache("ocr", {"w": workers}, root=tmp_path / "c"))
         assert report["computed"] == len(TITLED) and report["workers"] == workers
         write_parquet(tmp_path / f"ocr{workers}.parquet", ocr_table_arrow(table))
