@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
-psutil = pytest.importorskip("psutil")
+import psutil  # noqa: E402 - installed with dvc
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")

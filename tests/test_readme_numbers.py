@@ -20,7 +20,8 @@ BENCHMARKS = ROOT / "benchmarks"
 TABLES = [
     ("bench_ocr.py", "ocr.json", ["markdown"]),
     ("bench_pipeline.py", "pipeline.json", ["markdown", "markdown_warm"]),
-    ("bench_cold_run.py", "cold_run.json", ["markdown"]),
+    ("bench_cold_run.py", "cold_run.json", ["markdown", "markdown_metrics", "markdown_rule"]),
+    ("bench_cold_run.py", "cold_run_bf16.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_executors.py", "executors.json", ["markdown", "markdown_catalogue"]),
 ]
 

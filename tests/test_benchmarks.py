@@ -1,0 +1,28 @@
+"""The per-stage benchmark runs end to end on a tiny sample (real posters, real weights)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_pipeline_benchmark_measures_every_stage_and_its_alternatives(posters_dir, tmp_path):
+    from tests.conftest import ROOT
+
+    out = tmp_path / "pipeline.json"
+    bench = ROOT / "benchmarks" / "bench_pipeline.py"
+    args = ["--posters", str(posters_dir), "--n", "30", "--k", "2", "--out", str(out),
+            "--ocr", "rapidocr, openvino f32", "rapidocr, onnxruntime"]
+    proc = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = {(r["stage"], r["alternative"].split(" (")[0]): r for r in report["stages"]}
+    assert {"rapidocr, openvino f32", "rapidocr, onnxruntime"} <= {a for s, a in rows if s == "ocr"}
+    images = [r for r in report["stages"] if r["stage"] == "embed_image" and "forward_seconds" in r]
+    assert [r["alternative"].split(",")[0] for r in images] == ["pytorch", "onnxruntime", "openvino f32"]
+    for r in images:  # the exported networks are PyTorch's, and each runtime is deterministic here
+        assert r["max_abs_diff_vs_pytorch"] < 1e-3 and r["same_bytes_twice"]
+    assert any(s == "train" for s, _ in rows) and any(s == "embed_text" for s, _ in rows)
+    assert report["incremental_plus2_ocr"]["posters"] == 32
+    assert "| ocr | rapidocr, openvino f32 (2 processes) | 30 |" in proc.stdout
