@@ -120,11 +120,13 @@ def run_ocr(
     """
     import time
 
-    cache = cache or RecordCache("ocr", ocr_identity(params), schema=RECORD_SCHEMA)
+    # the engine identity (model files hashed) once: it names the cache and is what workers must match
+    identity = None if reader_factory and cache else ocr_identity(params)
+    cache = cache or RecordCache("ocr", identity, schema=RECORD_SCHEMA)
     paths = poster_paths(posters)
     todo = cache.missing(paths)
     workers = 1 if reader_factory else min(ocr_workers(params), max(len(todo), 1))
-    job = OcrJob(params, None if reader_factory else ocr_identity(params), reader_factory)
+    job = OcrJob(params, None if reader_factory else identity, reader_factory)
     t0 = time.perf_counter()
     failed = fill_cache(job, [Item(k, paths[k]) for k in todo], cache, workers=workers, ray=ray,
                         description=f"ocr ({params.engine}, {executor_name(workers, ray)})")
