@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 
 from PIL import Image
 
@@ -42,7 +43,37 @@ def jpeg(color, size=(90, 133)) -> bytes:
     return buf.getvalue()
 
 
-def title_page(image_url: str | None, via: str = "og") -> bytes:
+#: the JSON-LD fields of the films that have some (film 1: a dict director, entities in the texts;
+#: film 10: a list of directors, seven actors, no certification, its poster from og:image)
+FILM_LD = {
+    "tt0000001": {"description": "A &quot;fine&quot; film\n  about   fine things &amp; more.",
+                  "duration": "PT2H13M", "datePublished": "1999-03-31",
+                  "director": {"@type": "Person", "url": "/name/nm1/", "name": "Ann Director"},
+                  "actor": [{"@type": "Person", "name": "Bo Actor"}, {"@type": "Person", "name": "Cy O&apos;Actor"}],
+                  "contentRating": "PG-13"},
+    "tt0000010": {"description": "Posters, posters, posters.", "duration": "PT45M", "datePublished": "2009",
+                  "director": [{"@type": "Person", "name": "Di One"}, {"@type": "Person", "name": "Ed Two"}],
+                  "actor": [{"@type": "Person", "name": f"Actor {i}"} for i in range(1, 8)]},
+}
+#: the films.csv rows ``fake_imdb`` gives for the films of labels.csv (1, 2, 3, 10; 2 and 3 have no JSON-LD)
+FILMS_CSV_ROWS = {
+    "tt0000001": {"plot": 'A "fine" film about fine things & more.', "plot_source": "imdb_json_ld", "tagline": "",
+                  "runtime_min": "133", "release_year": "1999", "language": "", "director": "Ann Director",
+                  "cast": "Bo Actor|Cy O'Actor", "certification": "PG-13"},
+    "tt0000010": {"plot": "Posters, posters, posters.", "plot_source": "imdb_json_ld", "tagline": "",
+                  "runtime_min": "45", "release_year": "2009", "language": "", "director": "Di One|Ed Two",
+                  "cast": "Actor 1|Actor 2|Actor 3|Actor 4|Actor 5", "certification": ""},
+}
+
+
+def title_page(image_url: str | None, via: str = "og", ld: dict | None = None) -> bytes:
+    """A title page with its poster in the JSON-LD (``via="jsonld"``) or in og:image; ``ld``: more
+    JSON-LD fields of the Movie (with og:image, a Movie block without an image goes first)."""
+    if ld is not None:
+        movie = {"@type": "Movie", **({"image": image_url} if via == "jsonld" and image_url else {}), **ld}
+        script = f'<script type="application/ld+json">{json.dumps(movie)}</script>'
+        meta = f'<meta property="og:image" content="{image_url}"/>' if via != "jsonld" and image_url else ""
+        return f"<html><head>{script}{meta}</head></html>".encode()
     if image_url is None:
         return b"<html><head><title>x</title></head><body>no poster here</body></html>"
     if via == "jsonld":
@@ -65,7 +96,7 @@ def fake_imdb(srv: LocalServer) -> dict:
     jpg = {"Content-Type": "image/jpeg"}
     bodies = {}
     # 1: fine (JSON-LD)
-    srv.route("/title/tt0000001/", (200, {}, title_page(img("one"), via="jsonld")))
+    srv.route("/title/tt0000001/", (200, {}, title_page(img("one"), via="jsonld", ld=FILM_LD["tt0000001"])))
     bodies["tt0000001"] = jpeg((200, 0, 0))
     srv.route(sized("one"), (200, jpg, bodies["tt0000001"]))
     # 2: title page 503 then fine
@@ -93,7 +124,7 @@ def fake_imdb(srv: LocalServer) -> dict:
     # 9: disallowed by robots.txt (never fetched)
     srv.route("/title/tt0000009/", (200, {}, title_page(img("nine"))))
     # 10: gallery with two more posters
-    srv.route("/title/tt0000010/", (200, {}, title_page(img("ten"))))
+    srv.route("/title/tt0000010/", (200, {}, title_page(img("ten"), ld=FILM_LD["tt0000010"])))
     bodies["tt0000010"] = jpeg((100, 100, 0))
     srv.route(sized("ten"), (200, jpg, bodies["tt0000010"]))
     gallery = "".join(f'<img src="{img(n)}"/>' for n in ("ten", "ten-b", "ten-c"))

@@ -6,11 +6,11 @@ import pytest
 
 from pipeline.core.params import DATA_DEFAULTS, DataParams, parse_group
 from pipeline.data.imdb.polite_http import PoliteClient
-from pipeline.data.imdb.scrape import ScrapeError, ScrapeSettings, scrape
-from pipeline.data.imdb.titles import poster_source_from_title_page
+from pipeline.data.imdb.scrape import FILMS_COLUMNS, ScrapeError, ScrapeSettings, scrape
+from pipeline.data.imdb.titles import FILM_FIELDS, film_fields_from_title_page, poster_source_from_title_page
 from pipeline.data.ingest import ingest_folder
 from tests.http_fixture import LocalServer
-from tests.imdb_fixture import fake_imdb
+from tests.imdb_fixture import FILMS_CSV_ROWS, fake_imdb
 
 GENRES = ["Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Drama", "Fantasy", "Horror",
           "Mystery", "Romance", "Sci-Fi", "Thriller"]
@@ -181,3 +181,104 @@ def test_title_page_og_image_fallback_and_nothing():
     page = imdb_title_page(og_image=None).replace("application/ld+json", "text/plain")
     assert poster_source_from_title_page(page) == (None, None)
     assert poster_source_from_title_page("<html><body>no poster here</body></html>") == (None, None)
+
+
+# --- films.csv: the descriptive fields of the title pages' JSON-LD -----------------------------------
+
+EMPTY_FIELDS = dict.fromkeys(FILM_FIELDS, "")
+
+
+def ld_page(*blocks: str) -> str:
+    return "<html><head>" + "".join(f'<script type="application/ld+json">{b}</script>' for b in blocks) + "</head>"
+
+
+def test_film_fields_of_an_imdb_title_page():
+    fields_ = film_fields_from_title_page(imdb_title_page())
+    assert list(fields_) == list(FILM_FIELDS) == list(FILMS_COLUMNS[1:])
+    # the film's own fields, never its review's; JSON-LD has no tagline, language, runtime or people here
+    plot = "A baby boy is discovered on an ocean liner in 1900 and raised by the crew."
+    assert fields_ == {**EMPTY_FIELDS, "plot": plot, "plot_source": "imdb_json_ld", "release_year": "1998"}
+
+
+def test_film_fields_shapes():
+    # a dict director, entities and runs of whitespace in the texts, the actors cut to five
+    ld = ('{"@type":"Movie","description":"  Tom &amp; Jerry&#39;s\\n\\t&quot;big&quot;   day &nbsp;out ",'
+          '"duration":"PT1H5M","datePublished":"2001-09-11","contentRating":"R",'
+          '"director":{"@type":"Person","name":"Jo&apos;Director"},'
+          '"actor":[' + ",".join(f'{{"@type":"Person","name":"A{i}"}}' for i in range(7)) + "]}")
+    assert film_fields_from_title_page(ld_page(ld)) == {
+        **EMPTY_FIELDS, "plot": "Tom & Jerry's \"big\" day out", "plot_source": "imdb_json_ld", "runtime_min": "65",
+        "release_year": "2001", "director": "Jo'Director", "cast": "A0|A1|A2|A3|A4", "certification": "R"}
+    # a list of directors, a year alone, hours alone, a series in an @graph beside another object
+    ld = ('{"@graph":[{"@type":"Organization","description":"not the film"},{"@type":["TVSeries"],'
+          '"duration":"PT2H","datePublished":"1987","director":[{"name":"D1"},{"name":"D2"},{"name":""}],'
+          '"actor":{"@type":"Person","name":"Solo"}}]}')
+    assert film_fields_from_title_page(ld_page(ld)) == {
+        **EMPTY_FIELDS, "runtime_min": "120", "release_year": "1987", "director": "D1|D2", "cast": "Solo"}
+    # minutes alone; fields missing or of the wrong type stay empty
+    ld = '{"@type":"Movie","duration":"PT45M","description":"   ","contentRating":12,"datePublished":"soon"}'
+    assert film_fields_from_title_page(ld_page(ld)) == {**EMPTY_FIELDS, "runtime_min": "45"}
+    # unparsable durations
+    for duration in ("PT", "45 min", "PT0M", ""):
+        ld = f'{{"@type":"Movie","duration":"{duration}"}}'
+        assert film_fields_from_title_page(ld_page(ld))["runtime_min"] == "", duration
+
+
+def test_film_fields_block_choice_and_bad_json():
+    movie = '{"@type":"Movie","description":"the film","datePublished":"2010-01-01"}'
+    # bad JSON is skipped; the first block of a title type is read, ahead of a lone untyped block
+    assert film_fields_from_title_page(ld_page("{not json", '{"description":"lone"}', movie))["plot"] == "the film"
+    # with no title type anywhere, a block's lone object is read (as the poster finder does)
+    assert film_fields_from_title_page(ld_page('{"description":"lone"}'))["plot"] == "lone"
+    # nothing usable: every field empty
+    assert film_fields_from_title_page(ld_page("{not json")) == EMPTY_FIELDS
+    assert film_fields_from_title_page(ld_page("[1, 2]", '"text"')) == EMPTY_FIELDS
+    assert film_fields_from_title_page("<html><body>no JSON-LD</body></html>") == EMPTY_FIELDS
+    assert film_fields_from_title_page(imdb_title_page().replace("application/ld+json", "text/plain")) == EMPTY_FIELDS
+
+
+def test_scrape_writes_films_csv_and_a_rerun_gives_the_same_bytes(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        scrape("imdb", tmp_path / "a", settings(srv, posters_per_film=1), client())
+        text = (tmp_path / "a" / "films.csv").read_text()
+        assert text.splitlines()[0] == ",".join(FILMS_COLUMNS) == (
+            "imdb_id,plot,plot_source,tagline,runtime_min,release_year,language,director,cast,certification")
+        assert "\r" not in text and text.endswith("\n")
+        rows = list(csv.DictReader(open(tmp_path / "a" / "films.csv", newline="")))
+        labels = list(csv.DictReader(open(tmp_path / "a" / "labels.csv", newline="")))
+        # one row per film of labels.csv, in its order; films 2 and 3 have no JSON-LD: only their id
+        assert [r["imdb_id"] for r in rows] == sorted({r["imdb_id"] for r in labels}) == [
+            "tt0000001", "tt0000002", "tt0000003", "tt0000010"]
+        for r in rows:
+            assert r == {"imdb_id": r["imdb_id"], **FILMS_CSV_ROWS.get(r["imdb_id"], EMPTY_FIELDS)}
+        n_requests = len(srv.log)
+        # a rerun in the same folder (title pages from the cache) and one in a new folder: the same bytes
+        scrape("imdb", tmp_path / "a", settings(srv, posters_per_film=1), client())
+        assert (tmp_path / "a" / "films.csv").read_text() == text
+        assert not any(p.startswith(("/title/tt0000001/", "/title/tt0000010/")) for _, p in srv.log[n_requests:])
+        scrape("imdb", tmp_path / "b", settings(srv, posters_per_film=1), client())
+        assert (tmp_path / "b" / "films.csv").read_bytes() == (tmp_path / "a" / "films.csv").read_bytes()
+        assert not list((tmp_path / "a").glob(".films.csv.*"))
+
+
+def test_films_csv_costs_no_request(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        scrape("imdb", tmp_path, settings(srv, posters_per_film=1), client())
+        # the title page of each film with JSON-LD fields (or none) is asked for once: for its poster
+        pages = [p for _, p in srv.log if p.startswith("/title/")]
+        assert [p for p in pages if p in ("/title/tt0000001/", "/title/tt0000003/", "/title/tt0000010/")] == sorted(
+            {"/title/tt0000001/", "/title/tt0000003/", "/title/tt0000010/"}, key=pages.index)
+        assert len(list(csv.DictReader(open(tmp_path / "films.csv")))) == 4
+
+
+def test_films_csv_of_a_csv_source_has_only_the_header(tmp_path):
+    with LocalServer() as srv:
+        fake_imdb(srv)
+        urls = tmp_path / "urls.csv"
+        urls.write_text(f"imdbId,Genre,Poster\n1,Action|Drama,{srv.url}/images/M/one._V1_UX182.jpg\n")
+        scrape(str(urls), tmp_path / "out", settings(srv), client())
+        assert [r["imdb_id"] for r in csv.DictReader(open(tmp_path / "out" / "labels.csv"))] == ["tt0000001"]
+        assert (tmp_path / "out" / "films.csv").read_text() == ",".join(FILMS_COLUMNS) + "\n"
+        assert not any(p.startswith("/title/") for _, p in srv.log)

@@ -3,6 +3,13 @@
 The output has exactly the format the ingest stage reads from a local folder,
 so everything downstream is unchanged.
 
+Beside ``labels.csv`` goes ``films.csv``: one row per film of labels.csv whose title
+page was fetched, with the descriptive fields of the page's JSON-LD (plot, runtime,
+release year, directors, first five actors, certification; columns :data:`FILMS_COLUMNS`,
+``""`` = unknown), read from the page already fetched for the poster, so it costs no
+request. Films from a CSV of poster URLs have no title page and no row there. Both
+files are written atomically, sorted by imdb_id: the same inputs give the same bytes.
+
 Resumable and incremental: every fetched URL is kept in ``<out>/.http-cache``
 (keyed by the URL's sha256) and the TSV dumps in ``<out>/.datasets``, so an
 interrupted scrape resumes where it stopped and a larger ``data.limit`` fetches
@@ -29,9 +36,11 @@ from pipeline.core.progress import progress_bar
 from pipeline.data.images import PosterError, decode
 from pipeline.data.imdb.polite_http import FetchError, PoliteClient, Unreachable
 from pipeline.data.imdb.titles import (
+    FILM_FIELDS,
     Film,
     balanced_sample,
     candidate_films,
+    film_fields_from_title_page,
     image_id,
     poster_source_from_title_page,
     posters_from_gallery,
@@ -71,6 +80,9 @@ class ScrapeSettings:
 
 # where a poster URL comes from: the title page's JSON-LD or og:image, the poster gallery, a CSV source
 URL_SOURCES = ("csv", "gallery", "json_ld", "og_image")
+
+#: the columns of films.csv: the film, then its title page's fields (:func:`film_fields_from_title_page`)
+FILMS_COLUMNS = ("imdb_id", *FILM_FIELDS)
 
 
 @dataclass
@@ -165,8 +177,10 @@ def list_imdb_films(fetch_client: PoliteClient, settings: ScrapeSettings, folder
 
 
 def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings,
-                 report: ScrapeReport) -> list[tuple[str, str]]:
-    """Up to ``posters_per_film`` (url, source) pairs: the title page's poster, then the gallery's."""
+                 report: ScrapeReport, page_fields: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """Up to ``posters_per_film`` (url, source) pairs: the title page's poster, then the gallery's.
+    When the title page is fetched, its descriptive fields (:func:`film_fields_from_title_page`)
+    go into ``page_fields`` if given (left empty when the page could not be fetched)."""
     base = f"{settings.title_url.rstrip('/')}/{film.imdb_id}/"
     try:
         page, _ = fetcher.get(base)
@@ -176,7 +190,10 @@ def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings,
     with report.lock:
         report.pages_fetched += 1
     urls = []
-    main, source = poster_source_from_title_page(page.decode("utf-8", errors="replace"))
+    text = page.decode("utf-8", errors="replace")
+    if page_fields is not None:
+        page_fields.update(film_fields_from_title_page(text))
+    main, source = poster_source_from_title_page(text)
     if main:
         urls.append((main, source))
     else:
@@ -198,7 +215,8 @@ def _poster_urls(fetcher: CachedFetcher, film: Film, settings: ScrapeSettings,
 
 
 def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: PoliteClient) -> dict:
-    """Fill ``out`` with ``labels.csv`` + ``images/``; return the report (also written to ``out``)."""
+    """Fill ``out`` with ``labels.csv`` + ``images/`` and ``films.csv`` (the title pages' fields of
+    the films of labels.csv); return the report (also written to ``out``)."""
     out = Path(out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -222,11 +240,14 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
     report.films_listed = len(films)
 
     rows: dict[str, list[dict]] = {}
+    film_rows: dict[str, dict[str, str]] = {}
 
     def one(item: tuple[Film, list[str] | None]) -> None:
         film, csv_urls = item
+        page_fields: dict[str, str] | None = None
         if csv_urls is None:
-            urls = _poster_urls(fetcher, film, settings, report)
+            page_fields = {}
+            urls = _poster_urls(fetcher, film, settings, report, page_fields)
         else:
             urls = [(u, "csv") for u in csv_urls]
         urls = urls[: settings.posters_per_film]
@@ -259,6 +280,9 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
         if saved:
             with report.lock:
                 rows[film.imdb_id] = saved
+                if page_fields is not None:  # a title page was fetched (its fields may all be empty)
+                    film_rows[film.imdb_id] = {**dict.fromkeys(FILM_FIELDS, ""), **page_fields,
+                                               "imdb_id": film.imdb_id}
 
     with progress_bar("films") as bar, ThreadPoolExecutor(client.concurrency) as pool:
         task = bar.add_task("scrape", total=len(films))
@@ -275,6 +299,13 @@ def scrape(source: str, out: str | Path, settings: ScrapeSettings, client: Polit
         for r in rows[imdb_id]:
             writer.writerow(r)
     with atomic_path(out / "labels.csv") as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, FILMS_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for imdb_id in sorted(film_rows):
+        writer.writerow(film_rows[imdb_id])
+    with atomic_path(out / "films.csv") as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8")
     result = report.to_dict(client)
     write_json(out / "scrape_report.json", result)

@@ -149,21 +149,8 @@ def _image_url(image) -> str | None:
 def _json_ld_poster(block: str) -> str | None:
     """The ``image`` of the object a JSON-LD block describes; never of nested objects
     (a review's ``itemReviewed``, a trailer's ``thumbnail``)."""
-    try:
-        # parse the raw text: IMDb writes HTML entities inside the strings (``&quot;``), and
-        # unescaping the block before parsing would break the JSON
-        data = json.loads(block.strip())
-    except json.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("@graph"), list):
-        tops, single = data["@graph"], False
-    elif isinstance(data, list):
-        tops, single = data, False
-    else:
-        tops, single = [data], True
-    tops = [o for o in tops if isinstance(o, dict)]
-    titles = [o for o in tops if _types(o) & _TITLE_TYPES]
-    for obj in titles or (tops if single else []):
+    titles, lone = _json_ld_title_objects(block)
+    for obj in titles or lone:
         url = _image_url(obj.get("image"))
         if url:
             return url
@@ -214,3 +201,108 @@ def sized_image_url(url: str, width: int) -> str:
     if m and "media-amazon" in url:
         return url[: m.start()] + f"._V1_SX{width}{m.group(1)}"
     return url
+
+
+# --- a film's descriptive fields, from the title page's JSON-LD ------------------------------------
+
+#: the fields :func:`film_fields_from_title_page` returns, in the order films.csv writes them
+FILM_FIELDS = ("plot", "plot_source", "tagline", "runtime_min", "release_year", "language", "director", "cast",
+               "certification")
+#: at most this many ``actor`` names go in ``cast``
+CAST_LIMIT = 5
+
+_ISO_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+_YEAR = re.compile(r"(\d{4})(?:-\d{2}(?:-\d{2})?)?(?:T.*)?")
+
+
+def _json_ld_title_objects(block: str) -> tuple[list[dict], list[dict]]:
+    """The top-level objects of a JSON-LD block that the poster finder (:func:`_json_ld_poster`)
+    would read: the ones of a title type, and, apart, the block's lone object when it is not an
+    ``@graph`` or a list and has no title type. ``([], [])`` for bad JSON."""
+    try:
+        # parse the raw text: IMDb writes HTML entities inside the strings (``&quot;``), and
+        # unescaping the block before parsing would break the JSON
+        data = json.loads(block.strip())
+    except json.JSONDecodeError:
+        return [], []
+    if isinstance(data, dict) and isinstance(data.get("@graph"), list):
+        tops, single = data["@graph"], False
+    elif isinstance(data, list):
+        tops, single = data, False
+    else:
+        tops, single = [data], True
+    tops = [o for o in tops if isinstance(o, dict)]
+    titles = [o for o in tops if _types(o) & _TITLE_TYPES]
+    return titles, ([] if titles or not single else tops)
+
+
+def _text(value) -> str:
+    """A JSON-LD string as plain text: HTML entities unescaped, whitespace collapsed; ``""`` if not a string."""
+    if not isinstance(value, str):
+        return ""
+    return " ".join(html.unescape(value).split())
+
+
+def _names(value, limit: int | None = None) -> str:
+    """The ``name`` of a Person or a list of them (plain strings are taken as names), ``|``-joined,
+    in order, each once, at most ``limit``."""
+    names: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        name = _text(item.get("name") if isinstance(item, dict) else item)
+        if name and name not in names:
+            names.append(name)
+    return "|".join(names[:limit])
+
+
+def duration_minutes(value) -> str:
+    """An ISO-8601 duration (``PT2H13M``, ``PT45M``, ``PT2H``) in whole minutes, as text; ``""``
+    if absent, unparsable or zero (seconds are rounded)."""
+    if not isinstance(value, str):
+        return ""
+    m = _ISO_DURATION.fullmatch(value.strip().upper())
+    if not m or not any(m.groups()):
+        return ""
+    days, hours, minutes, seconds = m.groups()
+    total = int(days or 0) * 1440 + int(hours or 0) * 60 + int(minutes or 0) + round(float(seconds or 0) / 60)
+    return str(total) if total > 0 else ""
+
+
+def release_year(value) -> str:
+    """The year of a ``datePublished`` (``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``) as text; ``""`` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 9999:
+        return str(value)
+    m = _YEAR.fullmatch(value.strip()) if isinstance(value, str) else None
+    return m.group(1) if m else ""
+
+
+def film_fields_from_title_page(page: str) -> dict[str, str]:
+    """A film's descriptive fields (:data:`FILM_FIELDS`, every value a string, ``""`` = unknown)
+    from the JSON-LD of its title page.
+
+    The object read is the one the poster finder reads: the first top-level object of a title type
+    (Movie, TVSeries, ...) in page order, else the lone object of a block, never a nested one (a
+    review's ``itemReviewed``). Bad JSON is skipped. IMDb writes HTML entities inside the JSON
+    strings, so every text is unescaped after parsing. JSON-LD has no tagline nor language: those
+    stay empty.
+    """
+    out = dict.fromkeys(FILM_FIELDS, "")
+    typed: dict | None = None
+    lone: dict | None = None
+    for block in _JSON_LD.findall(page):
+        titles, fallback = _json_ld_title_objects(block)
+        if titles:
+            typed = titles[0]
+            break
+        if fallback and lone is None:
+            lone = fallback[0]
+    obj = typed if typed is not None else lone
+    if obj is None:
+        return out
+    out["plot"] = _text(obj.get("description"))
+    out["plot_source"] = "imdb_json_ld" if out["plot"] else ""
+    out["runtime_min"] = duration_minutes(obj.get("duration"))
+    out["release_year"] = release_year(obj.get("datePublished"))
+    out["director"] = _names(obj.get("director"))
+    out["cast"] = _names(obj.get("actor"), CAST_LIMIT)
+    out["certification"] = _text(obj.get("contentRating"))
+    return out
