@@ -14,20 +14,36 @@ from pathlib import Path
 
 import typer
 
-from stages import compare, embed_image, embed_text, evaluate, ingest, ocr, report, scrape, split, train
+from stages import (
+    compare,
+    embed_image,
+    embed_plot,
+    embed_text,
+    evaluate,
+    ingest,
+    ocr,
+    report,
+    scrape,
+    split,
+    train,
+)
+from stages import films as films_stage  # the name films is predict's option
 from stages._command import command
 
 app = typer.Typer(
-    help="Predict a film's genres from its poster (artwork + OCR text). Stages run under DVC: `dvc repro`.",
+    help="Predict a film's genres from its poster (artwork + OCR text) and, where known, its plot and metadata. "
+         "Stages run under DVC: `dvc repro`.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 app.command("scrape")(scrape.main)
 app.command("ingest")(ingest.main)
+app.command("films")(films_stage.main)
 app.command("ocr")(ocr.main)
 app.command("embed-image")(embed_image.main)
 app.command("embed-text")(embed_text.main)
+app.command("embed-plot")(embed_plot.main)
 app.command("split")(split.main)
 app.command("train")(train.main)
 app.command("evaluate")(evaluate.main)
@@ -57,10 +73,18 @@ def predict_cmd(
         None, "--ray-address",
         help="Run the OCR and embedding of many posters on Ray: local (start an instance here), auto (join "
              "the running cluster) or ray://host:port. Default: params' ray.address (null = this process)."),
+    plot: str | None = typer.Option(
+        None, help="The film's synopsis, for one poster, for a model trained with data.films (see `features show` "
+                   "or the checkpoint's modalities). Without it the film is predicted as one without a plot."),
+    films: Path | None = typer.Option(
+        None, help="A films CSV (the shared format: imdb_id,plot,...,certification) for many posters: each row "
+                   "joins the poster whose file name holds its IMDb id (tt0084058.jpg), or the file named in a "
+                   "`poster` column. Posters without a row are predicted without a plot or metadata."),
 ) -> None:
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
 
-    Prints the decision rule used on stderr (`rule: ...`); JSON and CSV carry its name per poster."""
+    Prints the decision rule used on stderr (`rule: ...`); JSON and CSV carry its name per poster. A model
+    trained with films reads the poster only when neither --plot nor --films is given."""
     from pipeline.core.params import load_params
     from pipeline.models.predict import predict
 
@@ -68,7 +92,7 @@ def predict_cmd(
     ray = p["ray"] if ray_address is None else p["ray"].model_copy(update={"address": ray_address})
     notes: list[str] = []
     results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
-                              fallback_threshold=p["eval"].threshold, notes=notes, ray=ray)
+                              fallback_threshold=p["eval"].threshold, notes=notes, ray=ray, plot=plot, films=films)
     for line in notes:
         print(line, file=sys.stderr)
     for line in errors:
@@ -146,12 +170,12 @@ app.add_typer(features_app, name="features")
 def features_show(
     folder: Path = typer.Argument(Path("features"), help="Folder with image.h5 / text.h5."),
 ) -> None:
-    """Shapes, dtypes and encoder identity of the feature files, and OCR coverage."""
+    """Shapes, dtypes and encoder identity of the feature files (image, OCR text, plot), and OCR coverage."""
     from pipeline.core.io import read_parquet
     from pipeline.features.store import describe_features
 
     out = {}
-    for name in ("image", "text"):
+    for name in ("image", "text", "plot"):
         path = folder / f"{name}.h5"
         out[name] = describe_features(path) if path.exists() else "missing"
     ocr_path = folder / "ocr.parquet"

@@ -10,13 +10,12 @@ import polars as pl
 import torch
 import typer
 
-from pipeline.core.io import read_parquet, write_json, write_parquet
-from pipeline.core.params import FusionParams, load_params
-from pipeline.evaluation.methods import method_fusion
-from pipeline.evaluation.runs import branch_figures, run_frame
-from pipeline.features.store import load_feature_pair
+from pipeline.core.io import write_json, write_parquet
+from pipeline.core.params import FusionParams, LossParams, TrainParams, load_params
+from pipeline.evaluation.methods import method_fusion, method_training
+from pipeline.evaluation.runs import branch_figures, has_plot, run_frame
 from pipeline.models.checkpoint import head_from_checkpoint
-from pipeline.models.datasets import build_datasets, feature_dims, predict_scores
+from pipeline.models.datasets import load_datasets, predict_scores
 from pipeline.models.train import train_head
 from stages._command import command
 
@@ -29,24 +28,27 @@ def main(
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    films: Path = typer.Option(Path("data/films.parquet"), help="Films table (plot, metadata) from films."),
     out: Path = typer.Option(Path("compare/runs"), help="Runs folder (<method>/seed<k>/ is written)."),
 ) -> None:
-    """Train one method with one seed (training options from train.* and loss.*)."""
+    """Train one method with one seed (training options from train.* and loss.*, but where the method's paper
+    sets them)."""
     p = load_params(params, ["data", "fusion", "train", "loss"])
     genres = p["data"].genres
     fusion = FusionParams(**method_fusion(method, p["fusion"].model_dump()))
-    train = p["train"].model_copy(update={"seed": seed})
-    image, text = load_feature_pair(features)
-    datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    result = train_head(datasets, feature_dims(image, text), genres, fusion, train, p["loss"])
+    train, loss = method_training(method, p["train"].model_dump(), p["loss"].model_dump())
+    train, loss = TrainParams(**{**train, "seed": seed}), LossParams(**loss)
+    inputs = load_datasets(features, posters, split, genres, films, fusion.metadata_names, fusion.metadata_buckets)
+    datasets = inputs.datasets
+    result = train_head(datasets, inputs.dims, genres, fusion, train, loss)
     summary = result.summary
     head = head_from_checkpoint(result.checkpoint)
     cpu = torch.device("cpu")
     val, test = datasets["val"], datasets["test"]
     s_val, s_test = predict_scores(head, val, cpu), predict_scores(head, test, cpu)
     folder = out / method / f"seed{seed}"
-    frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres),
-              run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres)]
+    frames = [run_frame(val.keys, val.imdb_ids, "val", val.labels.numpy(), s_val, genres, has_plot(val)),
+              run_frame(test.keys, test.imdb_ids, "test", test.labels.numpy(), s_test, genres, has_plot(test))]
     write_parquet(folder / "scores.parquet", pl.concat(frames))
     branches = branch_figures(head, val, cpu)
     write_json(folder / "run.json", {

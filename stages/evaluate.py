@@ -7,14 +7,20 @@ from pathlib import Path
 import torch
 import typer
 
-from pipeline.core.io import read_parquet, write_json, write_parquet
+from pipeline.core.io import write_json, write_parquet
 from pipeline.core.params import load_params
-from pipeline.evaluation.evaluate import evaluate_scores, paper_rule, predictions_table, rounded, rule_figures
+from pipeline.evaluation.evaluate import (
+    evaluate_scores,
+    paper_rule,
+    plot_subsets,
+    predictions_table,
+    rounded,
+    rule_figures,
+)
 from pipeline.evaluation.live import log_evaluation, open_live
 from pipeline.evaluation.thresholds import checkpoint_rule
-from pipeline.features.store import load_feature_pair
-from pipeline.models.checkpoint import load_head
-from pipeline.models.datasets import build_datasets, predict_scores
+from pipeline.models.checkpoint import load_head, modalities
+from pipeline.models.datasets import load_datasets, predict_scores
 from stages._command import command
 
 
@@ -25,6 +31,7 @@ def main(
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    films: Path = typer.Option(Path("data/films.parquet"), help="Films table (plot, metadata) from films."),
     live: Path = typer.Option(Path("dvclive/evaluate"), help="DVCLive folder: metrics.json (test metrics, both "
                               "rules) and plots/custom/ (per-genre results, precision-recall per genre)."),
     predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
@@ -35,8 +42,9 @@ def main(
     ev = load_params(params, ["eval"])["eval"]
     head, ckpt = load_head(model)
     genres = ckpt["genres"]
-    image, text = load_feature_pair(features)
-    datasets, _ = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
+    # the films table always (test films with and without a plot are reported apart); a model that reads
+    # metadata gets the spec fitted on the training films when it was trained
+    datasets = load_datasets(features, posters, split, genres, films, spec=ckpt.get("metadata_spec")).datasets
     test, val = datasets["test"], datasets["val"]
     device = torch.device("cpu")
     # thresholds see validation posters only, never the test split
@@ -49,6 +57,8 @@ def main(
     result, table, curves = evaluate_scores(y, scores, genres, paper)
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
     figures = rule_figures(y, scores, paper, product)
+    if "has_plot" in test.tensors:  # data.films set: the same figures on test films with and without a plot
+        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt))
     # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
     with open_live(live) as logger:
         log_evaluation(logger, metrics | figures, rounded(table, 6), curves)

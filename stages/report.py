@@ -11,6 +11,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_csv, write_json, write_text
 from pipeline.core.params import load_params
 from pipeline.evaluation.compare import (
+    films_summary,
     genre_table,
     load_runs,
     markdown,
@@ -40,6 +41,7 @@ def main(
                             f"run dvc repro")
     selected = {m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods}
     summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold, ev.rule_metric)
+    summary["films"] = films_summary(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold)
     write_text(out / "report.md", markdown(summary))
     for name, methods in TABLES.items():
         write_csv(out / f"table_{name}.csv", table(summary, methods))

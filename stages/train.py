@@ -6,12 +6,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline.core.io import read_parquet
 from pipeline.core.params import load_params
 from pipeline.evaluation.live import EpochLogger, log_train_summary, open_live
-from pipeline.features.store import load_feature_pair
-from pipeline.models.checkpoint import save_checkpoint
-from pipeline.models.datasets import build_datasets, feature_dims
+from pipeline.models.checkpoint import record_inputs, save_checkpoint
+from pipeline.models.datasets import load_datasets
 from pipeline.models.train import attach_decision_rule, train_head
 from stages._command import command
 
@@ -22,26 +20,27 @@ def main(
     features: Path = typer.Option(Path("features"), help="Folder of image/text features."),
     posters: Path = typer.Option(Path("data/posters.parquet"), help="Posters table from ingest."),
     split: Path = typer.Option(Path("data/split.parquet"), help="Split from the split stage."),
+    films: Path = typer.Option(Path("data/films.parquet"), help="Films table (plot, metadata) from films."),
     model: Path = typer.Option(Path("models/model.pt"), help="Best checkpoint (lowest validation loss)."),
     live: Path = typer.Option(Path("dvclive/train"), help="DVCLive folder: metrics.json (per epoch while "
                               "training, then the run's summary) and plots/ (one file per metric, by epoch)."),
 ) -> None:
     """Train the head named by fusion.head with train.* and loss.* (paper defaults); then choose the product's
     decision rule on the validation split (eval.rule_metric) and save it in the checkpoint."""
-    p = load_params(params, ["data", "fusion", "train", "loss", "eval"])
+    p = load_params(params, ["data", "fusion", "train", "loss", "eval"])  # data: genres only (films: its table)
     genres = p["data"].genres
-    image, text = load_feature_pair(features)
-    datasets, info = build_datasets(read_parquet(posters), read_parquet(split), image, text, genres)
-    dims = feature_dims(image, text)
+    fusion = p["fusion"]
+    inputs = load_datasets(features, posters, split, genres, films, fusion.metadata_names, fusion.metadata_buckets)
+    datasets, info = inputs.datasets, inputs.info
     with open_live(live) as logger:
-        result = train_head(datasets, dims, genres, p["fusion"], p["train"], p["loss"],
+        result = train_head(datasets, inputs.dims, genres, fusion, p["train"], p["loss"],
                             on_epoch=EpochLogger(logger, datasets["val"], p["eval"].threshold))
         checkpoint, summary = result.checkpoint, result.summary
-        checkpoint["features"] = {"image": image.identity, "text": text.identity}
+        record_inputs(checkpoint, inputs)
         rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
         save_checkpoint(checkpoint, model)
         # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
-        log_train_summary(logger, summary, info, rule)
+        log_train_summary(logger, summary, {k: v for k, v in info.items() if k != "metadata_spec"}, rule)
     print(f"train: {summary.epochs_run} epochs in {summary.seconds} s on {summary.device}, "
           f"best epoch {summary.best_epoch} (val loss {summary.best_val_loss})")
     print(f"train: decision rule {rule.name}: {rule.metric} {rule.validation_score:.4f} on validation "

@@ -27,9 +27,12 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env) -> subprocess.Comp
     return proc
 
 
-def ran_stages(output: str) -> list[str]:
+def ran_stages(output: str, films: bool = False) -> list[str]:
+    """The stages DVC ran, in order; without ``films``, less the films stage, which runs every time (its CSV
+    path may be null, which DVC cannot declare as a dependency) and changes nothing when nothing changed."""
     # stages of comparison/dvc.yaml are named "comparison/dvc.yaml:compare@..."
-    return [line.split("'")[1].split(":")[-1] for line in output.splitlines() if line.startswith("Running stage")]
+    ran = [line.split("'")[1].split(":")[-1] for line in output.splitlines() if line.startswith("Running stage")]
+    return ran if films else [s for s in ran if s != "films"]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,10 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
     out = run(["dvc", "repro"], repo)
     ran = ran_stages(out.stdout)
-    assert sorted(ran) == sorted(["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train", "evaluate"])
+    assert sorted(ran) == sorted(["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train", "evaluate",
+                                  "embed-plot"])
     assert ran[:2] == ["scrape", "ingest"] and ran[-2:] == ["train", "evaluate"]
+    assert "films" in ran_stages(out.stdout, films=True)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
     return repo
@@ -89,8 +94,9 @@ def test_metrics_present_and_finite(repo):
 
 def test_second_repro_runs_nothing(repo):
     out = run(["dvc", "repro"], repo)
-    assert ran_stages(out.stdout) == [], out.stdout
-    assert run(["dvc", "status", "dvc.yaml"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
+    assert ran_stages(out.stdout, films=True) == ["films"], out.stdout  # always runs; its outputs stay the same
+    status = run(["dvc", "status", "dvc.yaml"], repo).stdout
+    assert [line.strip() for line in status.splitlines() if line.strip()] == ["films:", "always changed"], status
 
 
 def test_fusion_param_reruns_only_train_and_evaluate(repo):
@@ -171,6 +177,8 @@ def test_clip_path_end_to_end_with_tiny_random_model(repo, tmp_path):
                "--report", str(f / "image_report.json")], repo, **env)
     run(cli + ["embed-text", "--params", str(p), "--out", str(f / "text.h5"), "--index", str(f / "text.parquet"),
                "--report", str(f / "text_report.json")], repo, **env)
+    run(cli + ["embed-plot", "--params", str(p), "--out", str(f / "plot.h5"), "--index", str(f / "plot.parquet"),
+               "--report", str(f / "plot_report.json")], repo, **env)  # data.films null: empty, no encoder
     run(cli + ["train", "--params", str(p), "--features", str(f), "--model", str(f / "model.pt"),
                "--live", str(f / "live_train")], repo, **env)
     run(cli + ["evaluate", "--params", str(p), "--features", str(f), "--model", str(f / "model.pt"),
@@ -245,3 +253,59 @@ def test_ocr_engine_switch_reruns_ocr_and_downstream_only(repo):
     assert report["engine"] == other and report["posters"] == first["posters"]
     recall = report["quality"]["title_recall"]
     assert recall["posters_with_title_words"] >= 20 and 0 < recall["substring_any"] <= 1
+
+
+FILMS_CSV = ROOT / ".." / "shared" / "films" / "films.csv"
+
+
+def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_path, posters_dir):
+    """data.films set: the films and embed-plot stages and what reads them re-run, no poster stage; the model reads
+    the plot and metadata, evaluate reports films with and without a plot; predict with --plot and --films; back to
+    data.films=null: nothing per poster re-runs, and the model is the poster-only one again."""
+    import csv as _csv
+
+    if not FILMS_CSV.exists():
+        pytest.skip(f"films table not found at {FILMS_CSV}")
+    posters = {r["imdb_id"] for r in _csv.DictReader(open(posters_dir / "labels.csv"))}
+    with open(FILMS_CSV, newline="") as f:
+        reader = _csv.reader(f)
+        header = next(reader)
+        rows = [r for r in reader if r[0] in posters]
+    films = tmp_path / "films.csv"
+    with open(films, "w", newline="") as f:
+        writer = _csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows[:400])
+        writer.writerow(["tt0000001", "A bad runtime.", "test", "", "two hours", "2001", "en", "", "", ""])
+    before = (repo / "models" / "model.pt").read_bytes()
+    out = run(["dvc", "exp", "run", "-S", f"data.films={films}"], repo)
+    assert sorted(ran_stages(out.stdout)) == ["embed-plot", "evaluate", "train"], out.stdout
+    report = json.loads((repo / "data" / "films_report.json").read_text())
+    assert report["skipped"]["bad_runtime"] == 1
+    assert 0 < report["films_with_plot"] < report["films"]
+    import torch
+
+    ckpt = torch.load(repo / "models" / "model.pt", weights_only=True)
+    assert ckpt["modalities"] == ["image", "text", "plot", "metadata"] and "plot" in ckpt["features"]
+    metrics = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
+    assert metrics["modalities"] == "image+text+plot+metadata"
+    assert metrics["with_plot"]["posters"] + metrics.get("without_plot", {}).get("posters", 0) == metrics["posters"]
+    # predict: one poster with its synopsis, a folder with a films CSV (by the IMDb id in the file name), and
+    # the poster only
+    poster = sorted((posters_dir / "images").glob("*.jpg"))[0]
+    scores = {}
+    for name, extra in (("plot", ["--plot", "A killer stalks teenagers on Halloween night."]),
+                        ("films", ["--films", str(films)]), ("poster", [])):
+        res = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "-f", "json", *extra], repo)
+        scores[name] = json.loads(res.stdout)[0]["probabilities"]
+    assert scores["plot"] != scores["poster"]
+    if poster.stem in {r[0] for r in rows[:400]}:
+        assert scores["films"] != scores["poster"]
+    # back to the poster only: every poster feature is reused (no per-poster stage runs) and the model is the
+    # poster-only model again, byte for byte
+    out = run(["dvc", "exp", "run", "-S", "data.films=null"], repo)
+    ran = ran_stages(out.stdout)
+    assert not {"ocr", "embed-image", "embed-text", "ingest", "split"} & set(ran), out.stdout
+    assert (repo / "models" / "model.pt").read_bytes() == before
+    refused = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "--plot", "x"], repo, check=False)
+    assert refused.returncode == 1 and "--plot and --films need a model trained with data.films" in refused.stderr

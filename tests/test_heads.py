@@ -5,7 +5,8 @@ from pipeline.core.params import FusionParams
 from pipeline.models.heads import HEADS, CrossAttentionFusionHead, create_head, head_config
 from pipeline.models.losses import asymmetric_loss
 
-DIMS = {"image_token_dim": 12, "image_pooled_dim": 10, "text_token_dim": 8, "text_pooled_dim": 6}
+DIMS = {"image_token_dim": 12, "image_pooled_dim": 10, "text_token_dim": 8, "text_pooled_dim": 6,
+        "plot_pooled_dim": 5, "metadata_dim": 9}
 
 
 def batch(n=4, ti=5, tt=7, seed=0):
@@ -20,16 +21,19 @@ def batch(n=4, ti=5, tt=7, seed=0):
         "text_mask": mask,
         "text_pooled": torch.randn(n, 6, generator=g),
         "has_text": torch.tensor([True, False, True, True][:n]),
+        "plot_pooled": torch.randn(n, 5, generator=g),
+        "has_plot": torch.tensor([True, True, False, True][:n]),
+        "metadata": torch.randn(n, 9, generator=g),
     }
 
 
 def make(dropout=0.0, **kw):
     torch.manual_seed(0)
-    fusion = FusionParams(dim=16, heads=4, dropout=dropout, **kw)
+    fusion = FusionParams(dim=16, heads=4, dropout=dropout, **{"plot": False, "metadata": False, **kw})
     return create_head(head_config(fusion, DIMS, num_genres=3)).eval()
 
 
-FEATURES = ("image_tokens", "image_pooled", "text_tokens", "text_pooled")
+FEATURES = ("image_tokens", "image_pooled", "text_tokens", "text_pooled", "plot_pooled", "metadata")
 
 
 def rows(b, index):
@@ -37,17 +41,19 @@ def rows(b, index):
     return {k: v[index] for k, v in b.items()}
 
 
-def assert_reads_its_inputs_per_poster(head, image, text):
+def assert_reads_its_inputs_per_poster(head, image, text, plot=False, metadata=False):
     """``head`` (eval) reads the feature ``image`` of every poster and ``text`` of every poster with text (None:
-    that modality not at all), no other feature; and a poster's output depends on that poster alone."""
+    that modality not at all), with ``plot`` the plot of every film that has one (never of one without), with
+    ``metadata`` every film's metadata; no other feature; and a poster's output depends on that poster alone."""
     b = batch()
     out = head(b)
     assert out.shape == (4, 3) and torch.isfinite(out).all()
-    has_text = b["has_text"].tolist()
+    has_text, has_plot = b["has_text"].tolist(), b["has_plot"].tolist()
     g = torch.Generator().manual_seed(123)
     for key in FEATURES:
         moved = (head({**b, key: torch.randn(b[key].shape, generator=g)}) - out).abs().amax(1)
-        expected = [True] * 4 if key == image else has_text if key == text else [False] * 4
+        expected = ([True] * 4 if key == image or (key == "metadata" and metadata) else has_text if key == text
+                    else has_plot if key == "plot_pooled" and plot else [False] * 4)
         assert (moved > 1e-4).tolist() == expected and ((moved > 1e-4) | (moved < 1e-6)).all(), (key, moved)
     # other posters in the batch (other texts, text lengths and has_text beside it) do not change poster i
     others = rows(batch(seed=1), [3, 2, 1, 0])
@@ -142,6 +148,8 @@ def test_overfits_a_small_batch():
 
 #: Every trainable head but the paper's (tested above), from the registry: a new head is tested here by itself.
 BASELINES = [name for name in HEADS.names() if name not in ("cross_attention", "naive")]
+#: What each baseline reads: image, text (pooled), plot, metadata.
+READS = {"image": "i", "text": "t", "plot": "p", "metadata": "m", "visio_textual": "ip"}
 
 
 def test_the_papers_head_is_registered_and_its_old_name_still_loads():
@@ -166,11 +174,11 @@ def test_the_papers_head_is_registered_and_its_old_name_still_loads():
 def test_baseline_heads_read_their_inputs_per_poster_and_overfit(name):
     """Pooled vectors only (image: not the text, text: not the image); each poster on its own; no dropout in eval;
     and enough capacity to fit four posters' labels."""
-    assert_reads_its_inputs_per_poster(make_named(name), None if name == "text" else "image_pooled",
-                                       None if name == "image" else "text_pooled")
+    reads = READS.get(name, "it")
+    assert_reads_its_inputs_per_poster(make_named(name), "image_pooled" if "i" in reads else None,
+                                       "text_pooled" if "t" in reads else None, "p" in reads, "m" in reads)
     assert_dropout_only_in_training(lambda dropout: make_named(name, dropout))
-    torch.manual_seed(0)
-    head = create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=0.0), DIMS, num_genres=3))
+    head = make_named(name).train()
     b = batch(n=4)
     y = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
@@ -195,9 +203,11 @@ def test_single_modality_heads_ignore_the_other_modality():
     assert not torch.allclose(text(b2), before_t)
 
 
-def make_named(name, dropout=0.0):
+def make_named(name, dropout=0.0, **kw):
+    """The head ``name``; film inputs only where it must read them (or ``kw`` asks)."""
     torch.manual_seed(0)
-    return create_head(head_config(FusionParams(head=name, dim=16, heads=4, dropout=dropout), DIMS, 3)).eval()
+    fusion = FusionParams(head=name, dim=16, heads=4, dropout=dropout, **{"plot": False, "metadata": False, **kw})
+    return create_head(head_config(fusion, DIMS, 3)).eval()
 
 
 def test_late_fusion_blend_does_not_train_branches():
@@ -221,7 +231,7 @@ def test_late_fusion_blend_starts_as_the_mean_of_its_branches():
 
 def test_late_fusion_random_start_keeps_the_earlier_blend():
     torch.manual_seed(0)
-    fusion = FusionParams(head="late", dim=16, heads=4, dropout=0.0, late_init="random")
+    fusion = FusionParams(head="late", dim=16, heads=4, dropout=0.0, late_init="random", plot=False, metadata=False)
     head = create_head(head_config(fusion, DIMS, 3)).eval()
     b = batch()
     image, text = head.branch_logits(b)
@@ -238,3 +248,39 @@ def test_naive_predicts_the_k_most_frequent_genres():
     assert ((out > 0.5).float() == torch.tensor([1.0, 1.0, 0.0])).all()
     assert out[0, 0] > out[0, 1] > 0.5 > out[0, 2]
     assert sum(p.numel() for p in head.parameters()) == 0
+
+
+@pytest.mark.parametrize("films", [{"plot": True}, {"metadata": True}, {"plot": True, "metadata": True}])
+@pytest.mark.parametrize("name", ["cross_attention", "late"])
+def test_heads_that_read_films_read_a_plot_only_where_the_film_has_one(name, films):
+    """The paper's head (a further text token) and the late ensemble (a further branch): each film input is
+    read per poster, and a film without a plot never reads the plot vector."""
+    head = make(**films) if name == "cross_attention" else make_named(name, **films)
+    image = "image_tokens" if name == "cross_attention" else "image_pooled"
+    text = "text_tokens" if name == "cross_attention" else "text_pooled"
+    assert_reads_its_inputs_per_poster(head, image, text, films.get("plot", False), films.get("metadata", False))
+    build = (lambda dropout: make(dropout=dropout, **films)) if name == "cross_attention" else (
+        lambda dropout: make_named(name, dropout, **films))
+    assert_dropout_only_in_training(build)
+
+
+def test_film_inputs_resolve_auto_and_refuse_what_a_head_cannot_read():
+    from pipeline.core.errors import PipelineError
+
+    poster_only = {k: v for k, v in DIMS.items() if k not in ("plot_pooled_dim", "metadata_dim")}
+    auto = FusionParams(dim=16, heads=4)  # plot: auto, metadata: auto
+    assert head_config(auto, DIMS, 3)["plot"] is True and head_config(auto, DIMS, 3)["metadata"] is True
+    assert head_config(auto, poster_only, 3)["plot"] is False  # no films: the poster only
+    assert head_config(FusionParams(head="gmu", dim=16, heads=4), DIMS, 3)["plot"] is False  # gmu cannot: auto = off
+    with pytest.raises(PipelineError, match=r"^fusion.plot: the gmu head cannot read the film's plot"):
+        head_config(FusionParams(head="gmu", dim=16, heads=4, plot=True), DIMS, 3)
+    with pytest.raises(PipelineError, match=r"^fusion.plot: the plot head reads the film's plot, but there is none: "
+                                            r"set data.films"):
+        head_config(FusionParams(head="plot", dim=16, heads=4), poster_only, 3)
+
+
+def test_late_fusion_with_films_blends_four_branches_from_their_mean():
+    head = make_named("late", plot=True, metadata=True)
+    assert head.branch_names == ["image", "text", "plot", "metadata"]
+    logits = head.branch_logits(batch())
+    torch.testing.assert_close(head(batch()), sum(logits) / 4)

@@ -102,6 +102,17 @@ class DataParams(_Group):
     retries: int = Field(default=4, ge=0)
     datasets_url: str = "https://datasets.imdbws.com"
     title_url: str = "https://www.imdb.com/title"
+    #: Films' plot and metadata beside the posters: null (poster only: the paper), a CSV in the shared
+    #: format (``imdb_id,plot,plot_source,tagline,runtime_min,release_year,language,director,cast,
+    #: certification``) or ``imdb`` (``imdb/films.csv``, written by the scrape from each title page's JSON-LD).
+    films: str | None = None
+
+    @property
+    def films_csv(self) -> str | None:
+        """The films CSV the films stage reads (None: poster only)."""
+        if self.films is None:
+            return None
+        return f"{SCRAPE_FOLDER}/films.csv" if self.films == SCRAPE_FOLDER else self.films
 
     @property
     def scraped(self) -> bool:
@@ -210,6 +221,9 @@ class EncoderParams(_Group):
     image_tokens: Literal["projected", "unprojected"] = "projected"
     #: Longest OCR token sequence kept (CLIP's context is 77 tokens).
     text_max_tokens: int = Field(default=77, ge=2)
+    #: Longest plot token sequence kept (a film's synopsis, ``data.films``); capped at the encoder's own
+    #: context (all-MiniLM-L6-v2: 256, CLIP: 77). Longer plots are truncated by the tokenizer.
+    plot_max_tokens: int = Field(default=256, ge=2)
     batch_size: int = Field(default=32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -249,6 +263,16 @@ class FusionParams(_Group):
     #: late head only: ``mean`` starts the blend as each genre's mean of its two branch logits;
     #: ``random`` is the earlier blend on probabilities from a random start (pipeline/models/heads/late_fusion.py).
     late_init: Literal["mean", "random"] = "mean"
+    #: Read the film's plot embedding (``data.films``): ``auto`` = when the films table has plots and the
+    #: head can read one (cross_attention: one more text token; late: one more branch); true / false.
+    plot: Literal["auto", True, False] = "auto"
+    #: Read the film's metadata vector (runtime, year, certification, language, names; pipeline/features/
+    #: metadata.py): ``auto`` = when the films table has film rows and the head can read it; true / false.
+    metadata: Literal["auto", True, False] = "auto"
+    #: Director and cast in the metadata vector: ``hash`` (each name into one of ``metadata_buckets``
+    #: slots by its sha256) or ``drop``.
+    metadata_names: Literal["hash", "drop"] = "hash"
+    metadata_buckets: int = Field(default=256, ge=1)
 
     @model_validator(mode="after")
     def _dim_heads(self) -> FusionParams:
@@ -275,6 +299,9 @@ class TrainParams(_Group):
     #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
     #: way, so this only changes which posters share a batch, and halves a step of the cross_attention head.
     group_by_length: bool = True
+    #: Share of training films whose plot is hidden in each batch (as if the catalogue had none), so a
+    #: model that reads plots also learns to predict without one. Films without a plot are hidden anyway.
+    plot_dropout: float = Field(default=0.0, ge=0, lt=1)
 
 
 class LossParams(_Group):
@@ -296,9 +323,17 @@ class EvalParams(_Group):
     rule_metric: Literal["f1_samples", "f1_macro", "f1_micro"] = "f1_samples"
 
 
+def _poster_methods() -> list[str]:
+    """Every comparison method that reads the poster only (no ``plot`` or ``metadata`` in its fusion keys)."""
+    methods = registry("compare.methods")
+    return [m for m in methods.names()
+            if not (methods.get(m).fusion.get("plot") or methods.get(m).fusion.get("metadata"))]
+
+
 class CompareParams(_Group):
-    #: Methods of pipeline/evaluation/methods.py to train and report (each for every seed); all by default.
-    methods: MethodNames = Field(default_factory=lambda: registry("compare.methods").names(), min_length=1)
+    #: Methods of pipeline/evaluation/methods.py to train and report (each for every seed); by default every
+    #: method that reads the poster only (the film methods of Table V need data.films and are named).
+    methods: MethodNames = Field(default_factory=lambda: _poster_methods(), min_length=1)
     #: Training seeds (the split stays fixed: split.seed).
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: Bootstrap resamples of the test films.

@@ -19,7 +19,16 @@ import polars as pl
 
 from pipeline.core.io import read_parquet
 from pipeline.evaluation.evaluate import decision_thresholds
-from pipeline.evaluation.methods import BASELINES, PAPER_HEAD, TABLE_NOTES, TABLES, method_label
+from pipeline.evaluation.methods import (
+    BASELINES,
+    FILM_PAIRS,
+    FILMS_TABLE,
+    PAPER_HEAD,
+    TABLE_NOTES,
+    TABLES,
+    method_label,
+    reads_films,
+)
 from pipeline.evaluation.metrics import all_metrics, f1, interpolated_precision
 from pipeline.evaluation.thresholds import DecisionRule, choose_rule, genres_per_poster, measure
 
@@ -41,8 +50,8 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Macro F1 per row of ``w`` (n_draws, n_posters): poster i counted ``w[:, i]`` times.
+def _genre_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """F1 of each genre (n_draws, M) per row of ``w`` (n_draws, n_posters): poster i counted ``w[:, i]`` times.
 
     The same counts as :func:`pipeline.evaluation.metrics.f1` on the resampled rows (integer
     weights, float64: exact), for every draw at once."""
@@ -52,7 +61,12 @@ def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.nda
     fp = w @ (~y & p).astype(np.float64)
     fn = w @ (y & ~p).astype(np.float64)
     den = 2 * tp + fp + fn
-    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0).mean(axis=1)
+    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+
+
+def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Macro F1 per row of ``w`` (see :func:`_genre_f1_weighted`)."""
+    return _genre_f1_weighted(w, y, pred).mean(axis=1)
 
 
 def film_draws(groups: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
@@ -188,15 +202,18 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "branches": _branches(rs),
             "decision_rules": _rules_summary(rules),
         }
-    ranked = sorted(per_method, key=lambda m: -per_method[m]["mean"]["f1_macro"])
+    # the poster-only comparison (Tables I-IV, its tests, "best"): methods reading a film's plot or metadata
+    # have their own table and tests (films_summary)
+    ranked = sorted(per_method, key=lambda m: (reads_films(m), -per_method[m]["mean"]["f1_macro"]))
+    poster_only = [m for m in per_method if not reads_films(m)]
     baselines = sorted((m for m in per_method if m in BASELINES),
                        key=lambda m: -per_method[m]["val_f1_macro"])
     best_baseline = baselines[0] if baselines else None
     pairs: list[tuple[str, str]] = []
     if PAPER_HEAD in per_method:
-        pairs += [(PAPER_HEAD, m) for m in per_method if m != PAPER_HEAD]
+        pairs += [(PAPER_HEAD, m) for m in poster_only if m != PAPER_HEAD]
     if best_baseline is not None:
-        pairs += [(m, best_baseline) for m in per_method
+        pairs += [(m, best_baseline) for m in poster_only
                   if m != best_baseline and (m, best_baseline) not in pairs and (best_baseline, m) not in pairs]
     tests: list[dict[str, Any]] = []
     if pairs:
@@ -333,6 +350,114 @@ def compare_two_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Table V's figures per subset of test films.
+FILMS_METRICS = [("f1_macro", "F_m"), ("hit", "Hit"), ("average_precision_macro", "AP_m")]
+
+
+def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
+                  threshold_mode: str = "global", threshold: float = 0.5) -> dict[str, Any] | None:
+    """Table V: the film methods on all test films, on those that have a plot and on those that have none.
+
+    For each subset: F_m, Hit and AP_m (mean, std over seeds); the pairs of :data:`FILM_PAIRS` (each a
+    question: what the poster adds over the plot, ...) as paired film-bootstrap tests of seed-averaged
+    macro F1, each on the subsets it names (without a plot: what a model that reads plots does for a film
+    without one, against falling back to a poster-only model); and, on the plot subset,
+    the per-genre F1 of the poster image against the plot
+    (``image`` - ``plot``), one test per genre. Thresholds are each run's own (validation only). All
+    p-values of this table are Holm-adjusted together (their own family, apart from the report's other
+    tests). None when no run has films (``has_plot``)."""
+    methods = [m for m in TABLES[FILMS_TABLE] if m in runs]
+    if not any(m != PAPER_HEAD and m != "image" for m in methods):
+        return None
+    for m in methods:
+        if any("has_plot" not in r["test"].columns for r in runs[m]):
+            raise ValueError(f"method {m}: its runs have no has_plot column; re-run them with data.films set")
+    decided = {m: [_decided(r, genres, threshold_mode, threshold) for r in runs[m]] for m in methods}
+    first = runs[methods[0]][0]["test"]
+    for m in methods:
+        for r in runs[m]:
+            if not np.array_equal(r["test"]["key"].to_numpy(), first["key"].to_numpy()):
+                raise ValueError(f"method {m} seed {r['seed']}: its test posters differ from {methods[0]}'s")
+    has_plot = first["has_plot"].to_numpy()
+    groups_all = first["imdb_id"].to_numpy()
+    out: dict[str, Any] = {"methods": methods, "subsets": {}, "tests": [], "genre_tests": []}
+    subsets = (("all", np.ones(len(has_plot), dtype=bool)), ("with_plot", has_plot), ("without_plot", ~has_plot))
+    for subset, rows in subsets:
+        if not rows.any():
+            continue
+        y = decided[methods[0]][0][0][rows]
+        groups = groups_all[rows]
+        figures = {}
+        preds = {}
+        for m in methods:
+            ms = [all_metrics(yy[rows], s[rows], tau, genres) for yy, s, _, _, tau in decided[m]]
+            figures[m] = {k: {"mean": float(np.mean([x[k] for x in ms])), "std": _std([x[k] for x in ms])}
+                          for k, _ in FILMS_METRICS}
+            figures[m]["per_genre_f1"] = {g: float(np.mean([x["per_genre"][g]["f1"] for x in ms])) for g in genres}
+            preds[m] = [(s[rows] > tau).astype(np.int64) for _, s, _, _, tau in decided[m]]
+        out["subsets"][subset] = {"posters": int(rows.sum()), "films": int(len(np.unique(groups))),
+                                  "figures": figures}
+        ones = np.ones((1, len(y)))
+        w = film_draws(groups, n_boot)
+        for a, b, question, asked_on in FILM_PAIRS:
+            if a in preds and b in preds and subset in asked_on:
+                observed = seed_averaged_f1(y, preds[a], ones)[0] - seed_averaged_f1(y, preds[b], ones)[0]
+                stats = seed_averaged_f1(y, preds[a], w) - seed_averaged_f1(y, preds[b], w)
+                out["tests"].append({"subset": subset, "a": a, "b": b, "question": question,
+                                     **paired_test(observed, stats)})
+        if subset == "with_plot" and "image" in preds and "plot" in preds:
+            per = {m: (np.mean([_genre_f1_weighted(ones, y, p)[0] for p in preds[m]], axis=0),
+                       np.mean([_genre_f1_weighted(w, y, p) for p in preds[m]], axis=0)) for m in ("image", "plot")}
+            for j, g in enumerate(genres):
+                out["genre_tests"].append({"genre": g, "a": "image", "b": "plot", **paired_test(
+                    per["image"][0][j] - per["plot"][0][j], per["image"][1][:, j] - per["plot"][1][:, j])})
+    every = out["tests"] + out["genre_tests"]
+    for t, adjusted in zip(every, holm([t["p_value"] for t in every])):
+        t["p_holm"] = adjusted
+    return out
+
+
+def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """Table V, its tests and the per-genre poster-against-plot table, as report lines."""
+    subsets = films["subsets"]
+    head = "| method | " + " | ".join(f"{short} {s}" for s in subsets for _, short in FILMS_METRICS) + " |"
+    named = {"all": "all test films", "with_plot": "films with a plot", "without_plot": "films without a plot"}
+    lines = ["## Table V: a film's plot and metadata beside its poster", "",
+             "; ".join(f"{named[s]}: {v['posters']} posters of {v['films']} films" for s, v in subsets.items())
+             + ". "
+             "Mean ± std over seeds, in %, each run's thresholds (validation only). A method that reads the plot "
+             "sees a film without one as missing (a learned empty-plot vector or a masked token).", "",
+             head, "|---|" + "---|" * (len(subsets) * len(FILMS_METRICS))]
+    for m in films["methods"]:
+        cells = [_cell(subsets[s]["figures"][m][k]["mean"], subsets[s]["figures"][m][k]["std"], k)
+                 for s in subsets for k, _ in FILMS_METRICS]
+        lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
+    n = len(films["tests"]) + len(films["genre_tests"])
+    if films["tests"]:
+        lines += ["", "### The questions of Table V: paired bootstrap over test films", "",
+                  f"Δ = a - b in seed-averaged macro F1 (points), 95% percentile interval over film resamples; "
+                  f"p (Holm) adjusted over the {n} tests of Table V (this family only).", "",
+                  "| question | films | a | b | Δ F_m [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
+        for t in films["tests"]:
+            a, b = labels.get(t["a"], t["a"]), labels.get(t["b"], t["b"])
+            lines.append(f"| {t['question']} | {t['subset']} | {a} | {b} "
+                         f"| {100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}] "
+                         f"| {t['p_value']:.4f} | {t['p_holm']:.4f}{' *' if t['p_holm'] < 0.05 else ''} |")
+    if films["genre_tests"]:
+        lines += ["", "### Per genre: the poster image against the plot (films with a plot)", "",
+                  "F1 per genre, seed-averaged; Δ = image - plot with its film-bootstrap interval; p (Holm) in the "
+                  "same family as above. A positive Δ is a genre the poster knows better than the synopsis.", "",
+                  "| genre | F1 image | F1 plot | Δ [95% CI] | p (Holm) |", "|---|---|---|---|---|"]
+        fig = films["subsets"]["with_plot"]["figures"]
+        for t in sorted(films["genre_tests"], key=lambda t: -t["diff"]):
+            g = t["genre"]
+            f1_image, f1_plot = fig["image"]["per_genre_f1"][g], fig["plot"]["per_genre_f1"][g]
+            lines.append(f"| {g} | {100 * f1_image:.2f} | {100 * f1_plot:.2f} "
+                         f"| {100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}] "
+                         f"| {t['p_holm']:.4f}{' *' if t['p_holm'] < 0.05 else ''} |")
+    return lines + [""]
+
+
 def _rules_summary(rules: list[dict]) -> dict[str, Any]:
     """Paper's rule vs product rule on test, mean over seeds; the product rules chosen, per seed."""
     keys = ("f1_macro", "f1_samples", "hamming_loss", "genres_per_poster")
@@ -433,6 +558,8 @@ def markdown(summary: dict) -> str:
                      "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"})
     parts += [md(_frame(rows)), ""]
     parts += _tests_markdown(summary, md)
+    if summary.get("films"):
+        parts += films_markdown(summary["films"], {m: s["label"] for m, s in summary["methods"].items()})
     parts += _rules_markdown(summary, md)
     parts += _branches_markdown(summary, md)
     return "\n".join(parts)

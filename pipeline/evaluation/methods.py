@@ -3,8 +3,16 @@
 A method is plain data: the ``fusion`` keys it sets (its head always), the label the report
 prints and the paper's tables it appears in. The training options (loss, oversampling,
 thresholds) come from params and apply to every method alike, so ``-S loss.name=bce`` re-runs
-the whole comparison with BCE. Everything else reads this one list: ``compare.methods``
-(validated against it, all of it by default), :data:`TABLES`, :data:`BASELINES` and the README.
+the whole comparison with BCE, except for the two other papers' systems, which are trained as
+their papers say (``loss`` and ``train`` overrides: the visio-textual model with macro double
+soft-F1 and oversampling, the MovieScope ensemble with positive-weighted BCE).
+
+Film inputs (``fusion.plot`` / ``fusion.metadata``) are off for every method that does not set
+them, so the poster-only rows stay poster only when ``data.films`` is set. The methods that read
+a film's plot or metadata are Table V's rows; they need ``data.films``.
+
+Everything else reads this one list: ``compare.methods`` (validated against it; by default every
+method that reads the poster only), :data:`TABLES`, :data:`BASELINES` and the README.
 
 Names say what a method is:
 
@@ -41,6 +49,9 @@ class Method:
     fusion: dict[str, Any] = field(default_factory=dict)
     #: The paper's tables it is a row of.
     tables: tuple[str, ...] = ()
+    #: ``loss`` and ``train`` keys the method sets (its paper's training), over the params'.
+    loss: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 #: name -> :class:`Method`, in the order the report and the default ``compare.methods`` list them.
@@ -48,13 +59,13 @@ METHODS: Registry[Method] = Registry("compare.methods")
 
 
 def method(name: str, label: str, *, tables: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
-           **fusion: Any) -> None:
-    """Register the method ``name``: its label, tables and ``fusion`` overrides."""
-    METHODS.add(name, Method(label, fusion, tables), aliases=aliases)
+           loss: dict[str, Any] | None = None, train: dict[str, Any] | None = None, **fusion: Any) -> None:
+    """Register the method ``name``: its label, tables and ``fusion`` (``loss``, ``train``) overrides."""
+    METHODS.add(name, Method(label, fusion, tables, loss or {}, train or {}), aliases=aliases)
 
 
 # the paper's model and its module ablations (Table III)
-method("ours", "Ours (L=4)", head="cross_attention", layers=4, mcam=True, tables=("I", "II", "III"),
+method("ours", "Ours (L=4)", head="cross_attention", layers=4, mcam=True, tables=("I", "II", "III", "V"),
        aliases=("mcam",))
 method("ours-L1", "Ours (L=1)", head="cross_attention", layers=1, mcam=True, tables=("III",),
        aliases=("mcam-L1",))
@@ -77,23 +88,41 @@ method("late-random-init", "Late fusion, random blend start (earlier row)", head
 method("linear", "Linear probe", head="linear", tables=("I",))
 method("naive", "Naive (k most frequent)", head="naive", tables=("I",))
 method("text", "Text only", head="text", tables=("II",))
-method("image", "Image only", head="image", tables=("II",))
+method("image", "Image only", head="image", tables=("II", "V"))
+# films (issue 17): a film's plot and metadata beside its poster (Table V; need data.films)
+method("plot", "Plot only (visio-textual paper's text branch, frozen encoder)", head="plot", plot=True,
+       tables=("V",))
+method("metadata", "Metadata only", head="metadata", metadata=True, tables=("V",))
+method("image-plot", "Poster image + plot (concatenated, the paper's loss)", head="visio_textual", plot=True,
+       tables=("V",))
+method("image-plot-dropout", "Poster image + plot, a quarter of training plots hidden", head="visio_textual",
+       plot=True, train={"plot_dropout": 0.25}, tables=("V",))
+method("visio-textual", "Visio-textual integrated model (image + plot, soft-F1, oversampling)",
+       head="visio_textual", plot=True, loss={"name": "soft_f1"}, train={"oversample": True}, tables=("V",))
+method("moviescope", "MovieScope ensemble (image, OCR text, plot, metadata; weighted BCE; no trailers)",
+       head="late", late_init="mean", plot=True, metadata=True, loss={"name": "weighted_bce"}, tables=("V",))
+method("ours-plot", "Ours + plot (a further text stream)", head="cross_attention", layers=4, mcam=True, plot=True,
+       tables=("V",))
+method("ours-films", "Ours + plot + metadata (every modality a film has)", head="cross_attention", layers=4,
+       mcam=True, plot=True, metadata=True, tables=("V",))
 
 #: The paper's own model: every other method is tested against it.
 PAPER_HEAD = "ours"
 #: The table of the paper's module ablations (its model first there).
 ABLATION_TABLE = "III"
+#: The films table (plot and metadata beside the poster): not the paper's; its rows in registration order.
+FILMS_TABLE = "V"
 
 
 def _rows(table: str) -> list[str]:
     rows = [m for m in METHODS if table in METHODS.get(m).tables]
-    if table != ABLATION_TABLE and PAPER_HEAD in rows:
+    if table not in (ABLATION_TABLE, FILMS_TABLE) and PAPER_HEAD in rows:
         rows = [m for m in rows if m != PAPER_HEAD] + [PAPER_HEAD]
     return rows
 
 
 #: The paper's tables I-III: table -> its rows (methods).
-TABLES: dict[str, list[str]] = {t: _rows(t) for t in ("I", "II", "III")}
+TABLES: dict[str, list[str]] = {t: _rows(t) for t in ("I", "II", "III", "V")}
 
 TABLE_NOTES = {
     "III": (
@@ -108,12 +137,43 @@ TABLE_NOTES = {
 #: Methods that are not the paper's own model or one of its ablations (another head): the "best
 #: baseline" is chosen among these.
 BASELINES: list[str] = [m for m in METHODS
-                        if METHODS.get(m).fusion["head"] != METHODS.get(PAPER_HEAD).fusion["head"]]
+                        if METHODS.get(m).fusion["head"] != METHODS.get(PAPER_HEAD).fusion["head"]
+                        and not (METHODS.get(m).fusion.get("plot") or METHODS.get(m).fusion.get("metadata"))]
+
+
+ALL, WITH_PLOT, WITHOUT_PLOT = "all", "with_plot", "without_plot"
+#: Table V's questions: the pairs the report tests (a - b), what each asks, and on which test films (all, those
+#: with a plot, those without one: there a film model is asked against falling back to a poster-only model).
+FILM_PAIRS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("image-plot", "plot", "what the poster image adds over the plot", (ALL, WITH_PLOT)),
+    ("ours-plot", "plot", "what the poster (image and OCR text) adds over the plot", (ALL, WITH_PLOT)),
+    ("ours-plot", "ours", "what the plot adds over the poster", (ALL, WITH_PLOT, WITHOUT_PLOT)),
+    ("ours-films", "ours-plot", "what metadata adds over poster and plot", (ALL, WITH_PLOT)),
+    ("ours-films", "ours", "every modality a film has against the poster only", (ALL, WITHOUT_PLOT)),
+    ("visio-textual", "image-plot", "the visio-textual paper's training (soft-F1, oversampling), same head", (ALL,)),
+    ("ours-films", "moviescope", "the paper's head against the MovieScope ensemble, same modalities", (ALL,)),
+    ("image-plot-dropout", "image-plot", "hiding a quarter of the training plots", (ALL, WITHOUT_PLOT)),
+    ("image-plot-dropout", "image", "a plot model without a plot against falling back to the image model",
+     (WITHOUT_PLOT,)),
+]
 
 
 def method_fusion(name: str, fusion: dict[str, Any]) -> dict[str, Any]:
-    """The fusion params of ``name``: the params' fusion group with the method's overrides."""
-    return {**fusion, **METHODS.get(name).fusion}
+    """The fusion params of ``name``: the params' fusion group with the method's overrides (film inputs off
+    unless the method reads them)."""
+    return {**fusion, "plot": False, "metadata": False, **METHODS.get(name).fusion}
+
+
+def method_training(name: str, train: dict[str, Any], loss: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The train and loss params of ``name``: the params' groups with the method's overrides."""
+    m = METHODS.get(name)
+    return {**train, **m.train}, {**loss, **m.loss}
+
+
+def reads_films(name: str) -> bool:
+    """True when the method reads a film's plot or metadata (it needs data.films)."""
+    fusion = METHODS.get(name).fusion
+    return bool(fusion.get("plot") or fusion.get("metadata"))
 
 
 def method_label(name: str) -> str:

@@ -191,6 +191,9 @@ class TextJob(_EncoderJob):
 
     kind = "text"
     reads_files: bool = False
+    #: The encoder outputs stored (all when empty): plots keep only ``pooled``, since no head reads their
+    #: token states and 256 float16 states of 384 per plot would be 1 GB for the shared films.
+    keep: tuple[str, ...] = ()
 
     def _create(self) -> TextEncoder:
         from pipeline.features.encoders import create_text_encoder
@@ -198,7 +201,10 @@ class TextJob(_EncoderJob):
         return create_text_encoder(self.params)
 
     def _encode(self, encoder: TextEncoder, chunk: list[Item]) -> list[Result]:
-        rows = _rows(encoder.encode([item.data for item in chunk]), len(chunk), {"mask": bool})
+        arrays = encoder.encode([item.data for item in chunk])
+        if self.keep:
+            arrays = {name: arrays[name] for name in self.keep}
+        rows = _rows(arrays, len(chunk), {"mask": bool})
         return [(item.key, row, None) for item, row in zip(chunk, rows, strict=True)]
 
 
@@ -224,12 +230,43 @@ def embed_texts(
     return keys, arrays, report
 
 
+def plot_encoder_params(params: EncoderParams) -> EncoderParams:
+    """The text encoder's params for plots: ``encoder.plot_max_tokens`` in place of the OCR text's limit."""
+    return params.model_copy(update={"text_max_tokens": params.plot_max_tokens})
+
+
+def embed_plots(
+    films: pl.DataFrame, encoder: TextEncoder, batch_size: int, cache: ArrayCache | None = None,
+    ray: RayParams | None = None,
+) -> tuple[list[str], dict[str, np.ndarray], dict]:
+    """Embed the plot of every film that has one (``films``: imdb_id, plot), with the OCR text's encoder
+    registry, executors and content-keyed cache (the ``plot`` cache: pooled vectors only).
+
+    A film without a plot gets no row: it is *missing*, never an empty text's embedding. Returns the
+    film ids, ``{"pooled": (n, D)}`` and a report."""
+    cache = cache or ArrayCache("plot", encoder.identity)
+    with_plot = films.filter(pl.col("plot").is_not_null())
+    ids, strings = with_plot["imdb_id"].to_list(), with_plot["plot"].to_list()
+    tkeys = [text_key(t) for t in strings]
+    by_tkey = dict(zip(tkeys, strings))
+    todo = cache.missing(tkeys)
+    job = TextJob(encoder, encoder.params, encoder.identity, batch_size, _torch_threads(), keep=("pooled",))
+    fill_cache(job, [Item(k, "", by_tkey[k]) for k in todo], cache, ray=ray,
+               description=f"embed-plot ({executor_name(1, ray)})")
+    arrays = cache.get(tkeys, ["pooled"]) if ids else {}
+    report = {"films": len(films), "films_with_plot": len(ids), "unique_plots": len(set(tkeys)),
+              "computed": len(todo), "from_cache": len(set(tkeys)) - len(todo)}
+    return ids, arrays, report
+
+
 def write_features(
     h5_path: str | Path, index_path: str | Path, keys: list[str], arrays: dict[str, np.ndarray],
-    identity: dict[str, Any], extra_index: dict[str, list] | None = None,
+    identity: dict[str, Any], extra_index: dict[str, list] | None = None, allow_empty: bool = False,
 ) -> None:
-    """Write the feature pair atomically and deterministically (no timestamps, fixed order)."""
-    if not keys:
+    """Write the feature pair atomically and deterministically (no timestamps, fixed order).
+
+    ``allow_empty``: zero rows is a valid result (plots when ``data.films`` is null), not a failure."""
+    if not keys and not allow_empty:
         raise FeatureError(f"{h5_path}: no poster could be embedded")
     with atomic_path(h5_path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
@@ -237,8 +274,9 @@ def write_features(
             for name in sorted(arrays):
                 arr = arrays[name]
                 f.create_dataset(name, data=arr, track_times=False,
-                                 chunks=(min(len(arr), 256), *arr.shape[1:]) if arr.ndim > 1 else None)
-    index = pl.DataFrame({"key": keys, "row": np.arange(len(keys), dtype=np.int64), **(extra_index or {})})
+                                 chunks=(min(len(arr), 256), *arr.shape[1:]) if arr.ndim > 1 and len(arr) else None)
+    index = pl.DataFrame({"key": pl.Series(keys, dtype=pl.String), "row": np.arange(len(keys), dtype=np.int64),
+                          **{k: pl.Series(v, dtype=pl.String) for k, v in (extra_index or {}).items()}})
     write_parquet(index_path, index)
 
 

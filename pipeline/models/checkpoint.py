@@ -45,6 +45,22 @@ def head_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> torc
     return model.to(device).eval()
 
 
+def modalities(ckpt: dict) -> list[str]:
+    """The inputs a checkpoint's head reads: image and OCR text always, then the film's plot and metadata."""
+    config = ckpt["head_config"]
+    return ["image", "text"] + [m for m in ("plot", "metadata") if config.get(m)]
+
+
+def record_inputs(checkpoint: dict, inputs) -> None:
+    """Record in ``checkpoint`` what the head was trained on: the features' identities (predict refuses other
+    encoders), the modalities it reads and, when it reads metadata, the spec fitted on the training films."""
+    reads = modalities(checkpoint)
+    checkpoint["features"] = {k: v for k, v in inputs.identities.items() if k != "plot" or "plot" in reads}
+    checkpoint["modalities"] = reads
+    if "metadata" in reads:
+        checkpoint["metadata_spec"] = inputs.info["metadata_spec"]
+
+
 def make_checkpoint(config: dict, genres: list[str], state: dict, epoch: int, val_loss: float) -> dict:
     return {"format": "poster-genres/head@1", "head_config": config, "genres": list(genres),
             "state_dict": state, "best_epoch": epoch, "best_val_loss": val_loss}

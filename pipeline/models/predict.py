@@ -9,6 +9,7 @@ trained on (compute precision aside); otherwise prediction refuses to run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,19 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import EncoderParams, OcrParams, RayParams
+from pipeline.data.films import SCHEMA as FILMS_SCHEMA
+from pipeline.data.films import read_films
 from pipeline.data.images import PosterError, expand_paths, read_poster
 from pipeline.evaluation.thresholds import DecisionRule, checkpoint_rule, rule_line
 from pipeline.features.encoders import create_image_encoder, create_text_encoder
+from pipeline.features.metadata import NO_METADATA
 from pipeline.features.ocr import ocr_texts, run_ocr
-from pipeline.features.store import FeatureSet, embed_images, embed_texts
-from pipeline.models.checkpoint import load_head
-from pipeline.models.datasets import feature_tensors
+from pipeline.features.store import FeatureSet, embed_images, embed_plots, embed_texts, plot_encoder_params
+from pipeline.models.checkpoint import load_head, modalities
+from pipeline.models.datasets import FilmInputs, feature_tensors, film_tensors
+
+#: An IMDb title id in a poster's file name (``tt0084058.jpg``), how ``--films`` rows find their poster.
+FILE_IMDB_ID = re.compile(r"(tt\d{5,10})")
 
 
 class PredictError(PipelineError):
@@ -55,7 +62,7 @@ def check_identity(kind: str, built: dict, trained: dict) -> None:
 def predict(
     paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
     threshold: float | None = None, fallback_threshold: float = 0.5, notes: list[str] | None = None,
-    ray: RayParams | None = None,
+    ray: RayParams | None = None, plot: str | None = None, films: str | Path | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
 
@@ -63,7 +70,12 @@ def predict(
     trained); ``threshold`` instead gives the paper's rule (that threshold for every genre,
     no cap). A checkpoint without a rule falls back to ``fallback_threshold`` (eval.threshold).
     ``ray`` (its ``address`` set) runs the OCR and the embedding on Ray, as the stages do.
-    ``notes``, when given, receives the line naming the rule used (and the fallback note)."""
+    ``notes``, when given, receives the line naming the rule used (and the fallback note).
+
+    A model that reads films (its checkpoint's ``modalities``) takes ``plot`` (one poster's film synopsis)
+    or ``films`` (a films CSV, its rows joined to posters by the IMDb id in the file name, or by a
+    ``poster`` column naming the file); a poster without one is predicted as a film without a plot or
+    metadata, as the model was trained to. Giving either to a poster-only model is an error."""
     errors: list[str] = []
     rows = []
     files = expand_paths(paths)
@@ -82,6 +94,12 @@ def predict(
 
     head, ckpt = load_head(model_path)
     genres = ckpt["genres"]
+    reads = modalities(ckpt)
+    if (plot is not None or films is not None) and not ({"plot", "metadata"} & set(reads)):
+        raise PredictError(f"{model_path}: this model reads {' and '.join(reads)} only; --plot and --films need "
+                           f"a model trained with data.films (its checkpoint records the modalities it reads)")
+    if plot is not None and len(rows) != 1:
+        raise PredictError(f"--plot is one film's synopsis: give one poster (got {len(rows)}), or use --films")
     image_encoder = create_image_encoder(encoder)
     check_identity("image", image_encoder.identity, ckpt["features"]["image"])
     text_encoder = create_text_encoder(encoder)
@@ -102,6 +120,8 @@ def predict(
     image = FeatureSet(ikeys, iarrays, image_encoder.identity, None)
     text = FeatureSet(tkeys, tarrays, text_encoder.identity, None)
     batch = feature_tensors(image, text, [r["sha256"] for r in usable])
+    if {"plot", "metadata"} & set(reads):
+        batch |= _film_batch(usable, ckpt, encoder, plot, films, errors, ray)
     with torch.no_grad():
         scores = torch.sigmoid(head(batch)).numpy()
     rule = decision_rule(ckpt, threshold, fallback_threshold, notes)
@@ -116,6 +136,60 @@ def predict(
         for r, row, srow in zip(usable, chosen, scores)
     ]
     return out, errors
+
+
+def _films_for(posters: list[dict], plot: str | None, films: str | Path | None, errors: list[str]) -> pl.DataFrame:
+    """One films-table row per poster (its ``imdb_id`` column is the poster's path): from ``plot`` or the
+    rows of ``films`` (by the IMDb id in the file name or a ``poster`` column), else unknown."""
+    by_path: dict[str, dict] = {}
+    if plot is not None:
+        text = " ".join(plot.split()) or None
+        by_path[posters[0]["path"]] = {"film_row": True, "plot": text}
+    elif films is not None:
+        read = read_films(films)
+        errors += [f"{films}: line {d['line']}: {d['detail']}" for d in read.details]
+        by_id = {f["imdb_id"]: f for _, f in read.films}
+        poster_column = _poster_column(films)
+        for r in posters:
+            name = Path(r["path"]).name
+            film = next((by_id[i] for i, p in poster_column.items() if p == name and i in by_id), None)
+            if film is None:
+                match = FILE_IMDB_ID.search(name)
+                film = by_id.get(match.group(1)) if match else None
+            if film is not None:
+                by_path[r["path"]] = {**film, "film_row": True}
+    rows = [{k: by_path.get(r["path"], {}).get(k) for k in FILMS_SCHEMA} | {
+        "imdb_id": r["path"], "film_row": r["path"] in by_path} for r in posters]
+    return pl.DataFrame(rows, schema=FILMS_SCHEMA)
+
+
+def _poster_column(films: str | Path) -> dict[str, str]:
+    """imdb_id -> poster file name, where the films CSV has a ``poster`` column."""
+    from pipeline.core.io import read_csv
+
+    table = read_csv(films)
+    if "poster" not in table.columns:
+        return {}
+    return {i: Path(p).name for i, p in table.select("imdb_id", "poster").iter_rows() if p}
+
+
+def _film_batch(posters: list[dict], ckpt: dict, encoder: EncoderParams, plot: str | None,
+                films: str | Path | None, errors: list[str], ray: RayParams | None) -> dict[str, torch.Tensor]:
+    """The film inputs of ``posters`` for a model that reads them: plot embeddings through the same encoder
+    and cache as the pipeline (identity checked against the checkpoint) and the checkpoint's metadata spec."""
+    table = _films_for(posters, plot, films, errors)
+    params = plot_encoder_params(encoder)
+    ids, arrays = [], {"pooled": None}
+    if table["plot"].is_not_null().any():
+        plot_encoder = create_text_encoder(params)
+        if "plot" in ckpt["features"]:
+            check_identity("plot", plot_encoder.identity, ckpt["features"]["plot"])
+        ids, arrays, _ = embed_plots(table, plot_encoder, params.batch_size, ray=ray)
+    width = ckpt["head_config"].get("plot_pooled_dim") or 1
+    pooled = arrays["pooled"] if ids else torch.zeros((0, width), dtype=torch.float16).numpy()
+    spec = ckpt.get("metadata_spec") or NO_METADATA
+    inputs = FilmInputs(table, FeatureSet(ids, {"pooled": pooled}, {}, None), spec=spec)
+    return film_tensors(inputs, [r["path"] for r in posters], spec)
 
 
 def decision_rule(ckpt: dict, threshold: float | None, fallback_threshold: float,

@@ -128,6 +128,9 @@ def train_head(
     gen = torch.Generator().manual_seed(train.seed)
     tr, va = datasets["train"], datasets["val"]
 
+    # plot dropout draws from its own generator, so batch order is the same with and without it
+    hide_gen = torch.Generator().manual_seed(train.seed + 1)
+    hide_plots = train.plot_dropout > 0 and "has_plot" in tr.tensors
     sample_weights = oversampling_weights(tr.labels) if train.oversample else None
     lengths = tr.text_lengths() if train.group_by_length else None
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
@@ -141,6 +144,9 @@ def train_head(
             total, n = 0.0, 0
             for idx in epoch_batches(len(tr), train.batch_size, gen, sample_weights, lengths):
                 feats, y = tr.batch(idx, device)
+                if hide_plots:  # as if the catalogue had no synopsis for these films
+                    hidden = torch.rand(len(idx), generator=hide_gen) < train.plot_dropout
+                    feats["has_plot"] = feats["has_plot"] & ~hidden.to(device)
                 batch_loss = batch_training_loss(model, feats, y, loss_fn)
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()

@@ -17,6 +17,14 @@ Interpretation choices (also in the README):
   paper does not say how a sequence becomes the FFN's input).
 * A poster without OCR text gets a learned empty-text token (one real token)
   in place of its text sequence, never a NaN or an all-masked row.
+* Films (``fusion.plot`` / ``fusion.metadata``, issue 17): the film's plot embedding
+  is a further text stream, one more token after the OCR tokens (its own alignment,
+  eq. 2, and a learned type vector added, so attention can tell it from OCR words),
+  masked out for a film without a plot; the metadata vector is one more such token,
+  always present (unknown fields are in its slots). Both go through MCAM on the text
+  side and SMSAM with everything else. The plot is one pooled vector, not its token
+  states: its tokens would multiply the sequence length (and the cache) by ~4 for the
+  one stream the paper's design never saw.
 * Dropout (``fusion.dropout``) on each attention sub-layer's output (before
   its residual add) and in the FFN is our addition against over-fitting on a
   few thousand posters; 0 disables it. Not on the attention weights: on a CPU
@@ -60,7 +68,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-@HEADS.register("cross_attention", aliases=("mcam",))  # its name before issue 10: checkpoints still load
+@HEADS.register("cross_attention", aliases=("mcam",), reads=("plot", "metadata"))  # mcam: name before issue 10
 class CrossAttentionFusionHead(nn.Module):
     """The paper's head (``fusion.head: cross_attention``): alignment, MCAM (``fusion.mcam``), SMSAM
     (``fusion.layers``), FFN. ``config`` is plain data (see :func:`head_config`)."""
@@ -75,6 +83,12 @@ class CrossAttentionFusionHead(nn.Module):
         self.align_text = Alignment(c["text_pooled_dim"] if pooled else c["text_token_dim"], dim)
         self.empty_text = nn.Parameter(torch.zeros(dim))
         nn.init.normal_(self.empty_text, std=0.02)
+        for film in ("plot", "metadata"):  # extra text-side tokens (film inputs)
+            if c.get(film):
+                width = c["plot_pooled_dim" if film == "plot" else "metadata_dim"]
+                setattr(self, f"align_{film}", Alignment(width, dim))
+                setattr(self, f"type_{film}", nn.Parameter(torch.zeros(dim)))
+                nn.init.normal_(getattr(self, f"type_{film}"), std=0.02)
         self.mcam = MCAM(dim, c["heads"], c["dropout"]) if c["mcam"] else None
         self.fuse_norm = nn.LayerNorm(dim)
         self.smsam = SMSAM(dim, c["heads"], c["layers"], c["dropout"]) if c["layers"] > 0 else None
@@ -98,6 +112,14 @@ class CrossAttentionFusionHead(nn.Module):
             slot = torch.zeros_like(text)
             slot[:, 0] = self.empty_text
             text = torch.where(empty[:, None, None], slot, text)
+        for film in ("plot", "metadata"):
+            if self.config.get(film):
+                vector = batch["plot_pooled"] if film == "plot" else batch["metadata"]
+                token = getattr(self, f"align_{film}")(vector.float()) + getattr(self, f"type_{film}")
+                present = (batch["has_plot"].bool() if film == "plot"
+                           else torch.ones(len(token), dtype=torch.bool, device=token.device))
+                text = torch.cat([text, token[:, None, :]], dim=1)
+                mask = torch.cat([mask, present[:, None]], dim=1)
         return image, text, mask
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

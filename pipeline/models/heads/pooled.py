@@ -2,7 +2,13 @@
 
 * ``concat``: LN'd pooled image and text vectors concatenated, then the FFN;
 * ``sum``: each aligned to ``fusion.dim`` (LN + projection, eq. 2) and added, then the FFN;
-* ``image`` / ``text``: one modality's pooled vector only, then the FFN;
+* ``image`` / ``text`` / ``plot`` / ``metadata``: one modality's vector only, then the FFN (a film
+  without a plot reads a learned empty-plot vector, as a poster without OCR text an empty-text one);
+* ``visio_textual``: the visio-textual paper's integrated model: the poster's image vector and the
+  film's plot embedding concatenated, then the FFN. The paper fine-tunes its poster CNN and BERT
+  end to end; here both encoders are frozen (the feature store), so only the joint classifier is
+  trained. A film without a plot reads a learned empty-plot vector. Its loss (macro double soft-F1)
+  and oversampling are the method's (:mod:`pipeline.evaluation.methods`), not the head's;
 * ``linear``: a linear probe, logistic regression on the concatenated pooled vectors
   (standardised per poster by a LayerNorm without learned parameters).
 """
@@ -18,10 +24,22 @@ from pipeline.models.heads.registry import HEADS
 
 def _text_vector(batch, empty: nn.Parameter | None) -> torch.Tensor:
     """Pooled text, or a learned empty-text vector for posters without OCR text."""
-    text = batch["text_pooled"].float()
+    return masked_vector(batch, "text", empty)
+
+
+def masked_vector(batch, modality: str, empty: nn.Parameter | None) -> torch.Tensor:
+    """``<modality>_pooled``, or the learned ``empty`` vector where ``has_<modality>`` is false
+    (a film without a plot never reads a plot vector). Metadata has no mask: unknown is in its slots."""
+    if modality == "metadata":
+        return batch["metadata"].float()
+    vector = batch[f"{modality}_pooled"].float()
     if empty is None:
-        return text
-    return torch.where(batch["has_text"].bool()[:, None], text, empty.expand_as(text))
+        return vector
+    return torch.where(batch[f"has_{modality}"].bool()[:, None], vector, empty.expand_as(vector))
+
+
+#: The input width of each modality's vector in a head config.
+WIDTH = {"image": "image_pooled_dim", "text": "text_pooled_dim", "plot": "plot_pooled_dim", "metadata": "metadata_dim"}
 
 
 @HEADS.register("concat")
@@ -55,21 +73,44 @@ class SumHead(nn.Module):
         return self.classifier(x)
 
 
+@HEADS.register("metadata", requires=("metadata",))
+@HEADS.register("plot", requires=("plot",))
 @HEADS.register("text")
 @HEADS.register("image")
 class SingleModalityHead(nn.Module):
     def __init__(self, c: dict):
         super().__init__()
         self.config = dict(c)
-        self.modality = c["head"]  # "image" or "text"
-        width = c[f"{self.modality}_pooled_dim"]
+        self.modality = c["head"]  # image, text, plot or metadata
+        width = c[WIDTH[self.modality]]
         self.norm = nn.LayerNorm(width)
-        self.empty_text = nn.Parameter(torch.zeros(width)) if self.modality == "text" else None
+        masked = self.modality in ("text", "plot")
+        empty = nn.Parameter(torch.zeros(width)) if masked else None
+        if self.modality == "plot":
+            self.empty_plot = empty
+        else:
+            self.empty_text = empty  # the attribute's name in checkpoints of the text head
         self.classifier = ffn(width, c["ffn"], c["num_genres"], c["dropout"])
 
     def forward(self, batch):
-        x = batch["image_pooled"].float() if self.modality == "image" else _text_vector(batch, self.empty_text)
-        return self.classifier(self.norm(x))
+        empty = self.empty_plot if self.modality == "plot" else self.empty_text
+        return self.classifier(self.norm(masked_vector(batch, self.modality, empty)))
+
+
+@HEADS.register("visio_textual", requires=("plot",))
+class VisioTextualHead(nn.Module):
+    def __init__(self, c: dict):
+        super().__init__()
+        self.config = dict(c)
+        self.norm_image = nn.LayerNorm(c["image_pooled_dim"])
+        self.norm_plot = nn.LayerNorm(c["plot_pooled_dim"])
+        self.empty_plot = nn.Parameter(torch.zeros(c["plot_pooled_dim"]))
+        self.classifier = ffn(c["image_pooled_dim"] + c["plot_pooled_dim"], c["ffn"], c["num_genres"], c["dropout"])
+
+    def forward(self, batch):
+        x = torch.cat([self.norm_image(batch["image_pooled"].float()),
+                       self.norm_plot(masked_vector(batch, "plot", self.empty_plot))], dim=1)
+        return self.classifier(x)
 
 
 @HEADS.register("linear")
