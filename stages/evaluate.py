@@ -58,7 +58,7 @@ def main(
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
     figures = rule_figures(y, scores, paper, product)
     if "has_plot" in test.tensors:  # data.films set: the same figures on test films with and without a plot
-        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt))
+        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt), genres)
     # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
     with open_live(live) as logger:
         log_evaluation(logger, metrics | figures, rounded(table, 6), curves)

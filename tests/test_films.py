@@ -187,3 +187,90 @@ def test_datasets_mask_a_missing_plot_and_fit_metadata_on_train_films():
     none_table = table.with_columns(pl.lit(False).alias("film_row"))
     bare, info2 = build_datasets(posters, split, image, text, ["Drama"], FilmInputs(none_table, plot))
     assert "plot_pooled" not in bare["train"].tensors and info2["metadata_spec"] is None
+
+
+def test_predict_joins_films_rows_by_the_file_names_imdb_id_or_a_poster_column(tmp_path):
+    from pipeline.models.predict import _films_for
+
+    films = tmp_path / "films.csv"
+    films.write_text("\n".join([HEADER + ",poster", *(line + "," for line in GOOD[:2]),
+                                GOOD[2] + ",cover-of-three.png"]) + "\n", encoding="utf-8")
+    posters = [{"path": "in/tt0000001.jpg"}, {"path": "in/tt0000002-alt.jpg"}, {"path": "in/cover-of-three.png"},
+               {"path": "in/unknown.jpg"}]
+    errors: list[str] = []
+    table = _films_for(posters, None, films, errors)
+    assert table["film_row"].to_list() == [True, True, True, False]
+    assert table["plot"].to_list() == ["A spy, a bomb, a train.", None, "A quiet romance.", None]
+    assert table["runtime_min"].to_list() == [120, 95, None, None] and errors == []
+    one = _films_for(posters[:1], "  A synopsis,\n  in two lines. ", None, errors)
+    assert one["plot"].to_list() == ["A synopsis, in two lines."] and one["runtime_min"].to_list() == [None]
+    assert _films_for(posters[:1], "   ", None, errors)["plot"].to_list() == [None]  # whitespace: no plot
+
+
+def test_evaluate_reports_films_with_and_without_a_plot_apart():
+    from pipeline.evaluation.evaluate import plot_subsets
+    from pipeline.evaluation.thresholds import DecisionRule
+
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
+    s = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.2], [0.9, 0.1]])  # right with a plot, wrong without
+    rule = DecisionRule.global_threshold(["A", "B"], 0.5)
+    out = plot_subsets(y, s, np.array([True, True, False, False]), rule, rule, ["image", "text", "plot"], ["A", "B"])
+    assert out["modalities"] == "image+text+plot"
+    assert out["with_plot"]["posters"] == 2 and out["with_plot"]["f1_macro"] == 1.0
+    assert out["without_plot"]["f1_macro"] == 0.0 and out["without_plot"]["product_f1_macro"] == 0.0
+
+
+def _tiny_film_datasets(n=40):
+    rng = np.random.default_rng(0)
+    ids = [f"tt{i:07d}" for i in range(n)]
+    genres = ["Drama", "Comedy"]
+    labels = ["Drama" if i % 2 else "Comedy" for i in range(n)]
+    posters = pl.DataFrame({"imdb_id": ids, "sha256": [f"k{i}" for i in range(n)], "labels": labels})
+    split = pl.DataFrame({"imdb_id": ids, "split": ["train"] * (n - 10) + ["val"] * 5 + ["test"] * 5})
+    image, text = _features(posters["sha256"].to_list(), 4, 1), _features(posters["sha256"].to_list(), 3, 2)
+    with_plot = [i for k, i in enumerate(ids) if k % 5]
+    plot = FeatureSet(with_plot, {"pooled": rng.normal(size=(len(with_plot), 6)).astype(np.float16)}, {}, None)
+    plots = ["x" if i in with_plot else None for i in ids]
+    table = pl.DataFrame({"imdb_id": ids, "film_row": [True] * n, "plot": plots,
+                          "tagline": [None] * n, "runtime_min": [90 + i for i in range(n)],
+                          "release_year": [1990 + i % 20 for i in range(n)], "language": ["en"] * n,
+                          "director": [f"D{i % 3}" for i in range(n)], "cast": ["A|B"] * n,
+                          "certification": ["R", "PG"] * (n // 2)},
+                         schema_overrides={"tagline": pl.String})
+    data, info = build_datasets(posters, split, image, text, genres, FilmInputs(table, plot, "hash", 8))
+    return data, info, genres
+
+
+@pytest.mark.parametrize("method", ["plot", "metadata", "image-plot", "image-plot-dropout", "visio-textual",
+                                    "moviescope", "ours-plot", "ours-films"])
+def test_each_film_method_trains_on_a_tiny_set_as_its_paper_says(method):
+    from pipeline.core.params import FusionParams, LossParams, TrainParams
+    from pipeline.evaluation.methods import method_fusion, method_training
+    from pipeline.models.checkpoint import head_from_checkpoint, modalities
+    from pipeline.models.datasets import feature_dims, predict_scores
+    from pipeline.models.train import train_head
+
+    data, info, genres = _tiny_film_datasets()
+    fusion = FusionParams(**method_fusion(method, FusionParams(dim=16, heads=4).model_dump()))
+    train, loss = method_training(method, TrainParams(epochs=2, batch_size=8).model_dump(), LossParams().model_dump())
+    dims = feature_dims(_features(["a"], 4, 0), _features(["a"], 3, 0), data)
+    result = train_head(data, dims, genres, fusion, TrainParams(**train), LossParams(**loss))
+    head = head_from_checkpoint(result.checkpoint)
+    reads = modalities(result.checkpoint)
+    assert ("plot" in reads) == (method != "metadata") and ("metadata" in reads) == (method in ("metadata",
+                                                                                                 "moviescope",
+                                                                                                 "ours-films"))
+    scores = predict_scores(head, data["test"], torch.device("cpu"))
+    assert scores.shape == (5, 2) and np.isfinite(scores).all()
+    assert result.summary.epochs_run == 2
+
+
+def test_a_50000_character_plot_is_truncated_by_the_tokenizer():
+    from pipeline.features.encoders import create_text_encoder
+
+    params = plot_encoder_params(EncoderParams(name="offline", device="cpu"))
+    encoder = create_text_encoder(params)
+    out = encoder.encode(["A long plot. " * 3850, "A short plot."])
+    assert out["pooled"].shape[0] == 2 and np.isfinite(out["pooled"]).all()
+    assert out["mask"][0].sum() == params.plot_max_tokens  # cut at the limit, the short one far below it
+    assert out["mask"][1].sum() < 10

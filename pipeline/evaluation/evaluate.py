@@ -85,7 +85,7 @@ def paper_rule(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray
 
 
 def plot_subsets(y_true, y_score, has_plot: np.ndarray, paper: DecisionRule, product: DecisionRule,
-                 reads: list[str]) -> dict:
+                 reads: list[str], genres: list[str]) -> dict:
     """Macro F1, hit and macro AP (paper's rule) and the product rule's macro F1 on the test posters whose
     film has a plot and on those whose film has none: a catalogue without a synopsis is the second."""
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
@@ -93,8 +93,7 @@ def plot_subsets(y_true, y_score, has_plot: np.ndarray, paper: DecisionRule, pro
     for name, rows in (("with_plot", has_plot), ("without_plot", ~has_plot)):
         if not rows.any():
             continue
-        m = all_metrics(y_true[rows], y_score[rows], None, [str(j) for j in range(y_true.shape[1])],
-                        y_pred=paper.apply(y_score[rows]))
+        m = all_metrics(y_true[rows], y_score[rows], None, genres, y_pred=paper.apply(y_score[rows]))
         out[name] = {"posters": int(rows.sum()), "f1_macro": round(m["f1_macro"], 6), "hit": round(m["hit"], 6),
                      "average_precision_macro": round(m["average_precision_macro"], 6),
                      "product_f1_macro": round(measure(product, y_true[rows], y_score[rows])["f1_macro"], 6)}

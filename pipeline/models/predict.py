@@ -149,10 +149,10 @@ def _films_for(posters: list[dict], plot: str | None, films: str | Path | None, 
         read = read_films(films)
         errors += [f"{films}: line {d['line']}: {d['detail']}" for d in read.details]
         by_id = {f["imdb_id"]: f for _, f in read.films}
-        poster_column = _poster_column(films)
+        by_file = {name: by_id[i] for i, name in _poster_column(films).items() if i in by_id}
         for r in posters:
             name = Path(r["path"]).name
-            film = next((by_id[i] for i, p in poster_column.items() if p == name and i in by_id), None)
+            film = by_file.get(name)
             if film is None:
                 match = FILE_IMDB_ID.search(name)
                 film = by_id.get(match.group(1)) if match else None
