@@ -376,3 +376,30 @@ def test_films_table_v_reports_all_films_and_the_plot_subset_with_its_own_family
     bare = {m: [{**r, "test": r["test"].drop("has_plot")} for r in rs] for m, rs in runs.items()}
     with pytest.raises(ValueError, match="has no has_plot column|have no has_plot column"):
         films_summary(bare, GENRES, n_boot=200)
+
+
+def test_summarise_refuses_runs_of_different_test_posters_or_labels():
+    """Runs are paired row by row: a run of another split (or other labels) is one line, not a silent mix-up."""
+    from pipeline.core.errors import PipelineError
+
+    y, groups, rng = _data(n_films=40)
+    keys = [f"k{i}" for i in range(len(y))]
+    s = rng.random(y.shape)
+    ok = {"concat": [_run("concat", 0, keys, groups, y, s, s)], "sum": [_run("sum", 0, keys, groups, y, s, s)]}
+    summarise(ok, GENRES, n_boot=10)
+    other_keys = {"concat": ok["concat"], "sum": [_run("sum", 1, keys[::-1], groups[::-1], y[::-1], s, s)]}
+    with pytest.raises(PipelineError, match=r"^sum seed 1: its test posters or labels differ from concat seed 0's"):
+        summarise(other_keys, GENRES, n_boot=10)
+    flipped = y.copy()
+    flipped[0] = 1 - flipped[0]
+    other_labels = {"concat": ok["concat"], "sum": [_run("sum", 0, keys, groups, flipped, s, s)]}
+    with pytest.raises(PipelineError, match="differ from concat seed 0"):
+        summarise(other_labels, GENRES, n_boot=10)
+
+
+def test_rule_line_calls_only_a_threshold_of_05_the_papers_rule():
+    from pipeline.evaluation.thresholds import DecisionRule, rule_line
+
+    assert "(the paper's rule)" in rule_line(DecisionRule.global_threshold(GENRES, 0.5))
+    line = rule_line(DecisionRule.global_threshold(GENRES, 0.3))
+    assert "the paper's rule)" not in line and "at another value" in line

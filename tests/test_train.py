@@ -208,7 +208,8 @@ def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, tra
     assert all(r.rule == "global@0.3" and r.genres == [g for g, p in r.probabilities.items() if p > 0.3]
                for r in fallback)
     assert notes[0].startswith("note: the checkpoint has no decision rule")
-    assert notes[1] == "rule: threshold 0.3 for every genre, no cap (the paper's rule)"
+    assert notes[1] == ("rule: threshold 0.3 for every genre, no cap (one threshold for every genre, as the paper's "
+                        "rule, at another value)")
 
 
 def test_dvclive_logs_every_epoch_and_changes_nothing(data, tmp_path):

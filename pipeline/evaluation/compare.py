@@ -171,6 +171,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
     per_method: dict[str, Any] = {}
     preds: dict[str, list[np.ndarray]] = {}
     y_ref = groups = None
+    _same_test_posters(runs, genres)
     for method, rs in runs.items():
         metrics, val_f1, taus, rules = [], [], [], []
         preds[method] = []
@@ -231,6 +232,22 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "best_baseline": best_baseline, "tests": tests, "genres": genres,
             "test_posters": int(len(y_ref)) if y_ref is not None else 0,
             "test_films": int(len(np.unique(groups))) if groups is not None else 0}
+
+
+def _same_test_posters(runs: dict[str, list[dict]], genres: list[str]) -> None:
+    """Every run pairs with every other row by row: the same test posters, in the same order, with the same
+    labels (one line naming the run that differs, as compare-two does)."""
+    from pipeline.core.errors import PipelineError
+
+    ref = None
+    for method, rs in runs.items():
+        for r in rs:
+            keys, (y, _) = r["test"]["key"].to_numpy(), _arrays(r["test"], genres)
+            if ref is None:
+                ref = (method, r["seed"], keys, y)
+            elif not (np.array_equal(keys, ref[2]) and np.array_equal(y, ref[3])):
+                raise PipelineError(f"{method} seed {r['seed']}: its test posters or labels differ from {ref[0]} seed "
+                                    f"{ref[1]}'s; every run must share the split (re-run the comparison)")
 
 
 def _decided(run: dict, genres: list[str], threshold_mode: str, threshold: float):

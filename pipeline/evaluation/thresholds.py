@@ -185,8 +185,10 @@ def checkpoint_rule(ckpt: dict, fallback_threshold: float) -> tuple[DecisionRule
 def rule_line(rule: DecisionRule, ckpt: dict | None = None) -> str:
     """``rule: ...`` for people: the rule and, when it is the checkpoint's, its validation figure."""
     extra = []
-    if rule.max_genres is None and rule.name.startswith("global"):
+    if rule.max_genres is None and rule.name == "global@0.5":  # the paper's threshold is 0.5 (eq. 10)
         extra.append("the paper's rule")
+    elif rule.max_genres is None and rule.name.startswith("global"):
+        extra.append("one threshold for every genre, as the paper's rule, at another value")
     validation = (ckpt or {}).get("decision_rule_validation")
     if (validation and validation["chosen"]["name"] == rule.name
             and (ckpt or {}).get("decision_rule") == rule.to_dict()):
