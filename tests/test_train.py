@@ -230,3 +230,33 @@ def test_dvclive_logs_every_epoch_and_changes_nothing(data, tmp_path):
     val_losses = [float(r.split("\t")[1]) for r in
                   (tmp_path / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text().splitlines()[1:]]
     assert val_losses == [r.val_loss for r in logged.curve]
+
+
+@pytest.mark.parametrize(("head", "tokens", "grouped"), [
+    ("cross_attention", "sequence", True), ("cross_attention", "pooled", False), ("concat", "sequence", False),
+    ("late", "sequence", False), ("image", "sequence", False),
+])
+def test_only_heads_reading_text_tokens_group_batches_by_text_length(data, monkeypatch, head, tokens, grouped):
+    """group_by_length changes which posters share a batch: only where a head reads text token sequences (issue 18)."""
+    import pipeline.models.train as tr
+
+    datasets, dims, _ = data
+    seen = []
+    real = tr.epoch_batches
+
+    def spy(n, batch_size, generator, weights=None, lengths=None, **kw):
+        seen.append(lengths is not None)
+        return real(n, batch_size, generator, weights, lengths, **kw)
+
+    monkeypatch.setattr(tr, "epoch_batches", spy)
+    train_head(datasets, dims, GENRES, FusionParams(head=head, tokens=tokens, dim=16, heads=4),
+               TrainParams(epochs=1, group_by_length=True), LossParams())
+    assert seen == [grouped]
+    if not grouped:  # the same run with grouping off: the same checkpoint, byte for byte
+        seen.clear()
+        a = train_head(datasets, dims, GENRES, FusionParams(head=head, tokens=tokens, dim=16, heads=4),
+                       TrainParams(epochs=1, group_by_length=True), LossParams()).checkpoint
+        b = train_head(datasets, dims, GENRES, FusionParams(head=head, tokens=tokens, dim=16, heads=4),
+                       TrainParams(epochs=1, group_by_length=False), LossParams()).checkpoint
+        for k in a["state_dict"]:
+            assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k

@@ -298,6 +298,8 @@ class TrainParams(_Group):
     #: Batch posters of similar OCR-text length (shuffled pools of 50 batches, sorted by length
     #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
     #: way, so this only changes which posters share a batch, and halves a step of the cross_attention head.
+    #: Only heads that read text token sequences group (cross_attention with tokens: sequence); every
+    #: other head's batches are independent of the OCR text.
     group_by_length: bool = True
     #: Share of training films whose plot is hidden in each batch (as if the catalogue had none), so a
     #: model that reads plots also learns to predict without one. Films without a plot are hidden anyway.

@@ -132,7 +132,9 @@ def train_head(
     hide_gen = torch.Generator().manual_seed(train.seed + 1)
     hide_plots = train.plot_dropout > 0 and "has_plot" in tr.tensors
     sample_weights = oversampling_weights(tr.labels) if train.oversample else None
-    lengths = tr.text_lengths() if train.group_by_length else None
+    # grouping by OCR-text length only pays where a head reads text token sequences (padding cut per batch);
+    # every other head's batches stay independent of the OCR text
+    lengths = tr.text_lengths() if train.group_by_length and getattr(model, "reads_text_tokens", False) else None
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
     curve: list[EpochRecord] = []
     stale = 0

@@ -124,6 +124,8 @@ class ClipImageEncoder(ImageEncoder):
             "encoder": "clip", "modality": "image", **ident,
             "preprocess": {"size": self.size, "mean": list(self.mean), "std": list(self.std), "fit": self.fit},
             "image_tokens": self.image_tokens,
+            # projected: the pooled vector is token 0 itself (bit for bit; before, a second product)
+            **({"pooled": "token 0"} if self.image_tokens == "projected" else {}),
             "precision": precision(self.device),
         }
 
@@ -132,10 +134,14 @@ class ClipImageEncoder(ImageEncoder):
         x = torch.stack([to_tensor(im, self.size, self.mean, self.std, self.fit) for im in images]).to(self.device)
         with autocast(self.device):
             cls, patches = self.model.visual(x)  # (n, width), (n, T, width): after ln_post, before the projection
-            pooled = cls @ self.proj.to(cls.dtype)
             sequence = torch.cat([cls[:, None, :], patches], dim=1)
             if self.image_tokens == "projected":
                 sequence = sequence @ self.proj.to(sequence.dtype)
+                # f_v *is* token 0: one product, not two (under fp16 two matmuls of different shapes
+                # could round the same vector differently)
+                pooled = sequence[:, 0]
+            else:
+                pooled = cls @ self.proj.to(cls.dtype)
         return {"pooled": pooled.float().cpu().numpy(), "tokens": sequence.float().cpu().numpy()}
 
 

@@ -94,6 +94,11 @@ class CrossAttentionFusionHead(nn.Module):
         self.smsam = SMSAM(dim, c["heads"], c["layers"], c["dropout"]) if c["layers"] > 0 else None
         self.classifier = ffn(dim, c["ffn"], c["num_genres"], c["dropout"])
 
+    @property
+    def reads_text_tokens(self) -> bool:
+        """True with token sequences: only then does grouping batches by text length (train.group_by_length) pay."""
+        return self.config["tokens"] == "sequence"
+
     def inputs(self, batch: dict[str, torch.Tensor]):
         """Aligned image and text sequences and the text mask, empty texts replaced."""
         if self.config["tokens"] == "pooled":

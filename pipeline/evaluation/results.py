@@ -1,0 +1,92 @@
+"""Results kept in git: a run's reports copied into ``results/<name>/`` with the command and revision that
+made them, and the markdown the README shows of them (``tests/test_results.py`` holds the README to it).
+
+``poster-genres results save NAME --command "..."`` copies, from a workspace that has run them,
+
+* the comparison's ``compare/report.md``, ``summary.json`` and ``metrics.json`` (when present),
+* the main pipeline's ``dvclive/evaluate/metrics.json`` and ``dvclive/train/metrics.json`` (when present),
+* the films and plot reports (``data/films_report.json``, ``features/plot_report.json``, when present),
+
+and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
+HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
+``params.yaml`` at that revision. A number in the README then has a file in git to be checked against.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import write_json
+
+#: What ``save`` copies: the file in the workspace -> its name in ``results/<name>/``.
+FILES = {
+    "compare/report.md": "report.md",
+    "compare/summary.json": "summary.json",
+    "compare/metrics.json": "compare_metrics.json",
+    "dvclive/evaluate/metrics.json": "evaluate_metrics.json",
+    "dvclive/train/metrics.json": "train_metrics.json",
+    "data/films_report.json": "films_report.json",
+    "features/plot_report.json": "plot_report.json",
+}
+
+
+def _git(workspace: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def save_results(workspace: str | Path, out: str | Path, command: str) -> dict[str, Any]:
+    """Copy the workspace's reports into ``out`` and write its provenance; returns the provenance."""
+    workspace, out = Path(workspace), Path(out)
+    present = {src: dst for src, dst in FILES.items() if (workspace / src).exists()}
+    if not present:
+        raise PipelineError(f"{workspace}: no report to save (run dvc repro or the comparison first)")
+    out.mkdir(parents=True, exist_ok=True)
+    for src, dst in present.items():
+        shutil.copyfile(workspace / src, out / dst)
+    revision = _git(workspace, "rev-parse", "HEAD").strip()
+    dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
+    committed = yaml.safe_load(_git(workspace, "show", f"{revision}:params.yaml")) or {}
+    used = yaml.safe_load((workspace / "params.yaml").read_text()) or {}
+    before, after = _flat(committed), _flat(used)
+    changed = {k: after.get(k) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+    provenance = {"command": command, "revision": revision, "uncommitted_changes": dirty,
+                  "params_changed": changed, "files": sorted(present.values())}
+    write_json(out / "provenance.json", provenance)
+    return provenance
+
+
+def run_markdown(evaluate: dict[str, Any], train: dict[str, Any], label: str) -> str:
+    """The README's table of one main-pipeline run: the paper's rule and the product rule on test, over all
+    test films and, with films, those with and without a plot."""
+    rule = evaluate["product_rule"]
+    lines = ["| run | test films | F_m | Hit | AP_m | product rule F_m / F_s | epochs (best) |",
+             "|---|---|---|---|---|---|---|",
+             f"| {label} | all ({evaluate['posters']} posters) | {100 * evaluate['f1_macro']:.2f} "
+             f"| {100 * evaluate['hit']:.2f} | {100 * evaluate['average_precision_macro']:.2f} "
+             f"| {100 * rule['f1_macro']:.2f} / {100 * rule['f1_samples']:.2f} "
+             f"| {train['epochs_run']} ({train['best_epoch']}) |"]
+    for subset, name in (("with_plot", "with a plot"), ("without_plot", "without a plot")):
+        if subset in evaluate:
+            s = evaluate[subset]
+            lines.append(f"| {label} | {name} ({s['posters']} posters) | {100 * s['f1_macro']:.2f} "
+                         f"| {100 * s['hit']:.2f} | {100 * s['average_precision_macro']:.2f} "
+                         f"| {100 * s['product_f1_macro']:.2f} / - | |")
+    return "\n".join(lines)
+
+
+def load(folder: str | Path, name: str) -> dict[str, Any]:
+    """One JSON file of a results folder."""
+    return json.loads((Path(folder) / name).read_text())
