@@ -161,6 +161,27 @@ def compare_two_cmd(
     print(text, end="")
 
 
+results_app = typer.Typer(help="Keep a run's reports in git (results/), with the command and revision.",
+                          no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("save")
+@command
+def results_save(
+    name: str = typer.Argument(..., help="Folder under results/ (e.g. films)."),
+    command_line: str = typer.Option(..., "--command", help="The command that made the reports."),
+    workspace: Path = typer.Option(Path("."), help="The workspace that ran it (a clone, a worktree)."),
+    out: Path = typer.Option(Path("results"), help="Where results folders live."),
+) -> None:
+    """Copy the comparison's report and summary, the main run's metrics and the films reports into results/NAME,
+    with provenance.json (command, git revision, params that differ from the committed params.yaml)."""
+    from pipeline.evaluation.results import save_results
+
+    provenance = save_results(workspace, out / name, command_line)
+    print(json.dumps(provenance, indent=2))
+
+
 features_app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 
