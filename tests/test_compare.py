@@ -403,3 +403,35 @@ def test_rule_line_calls_only_a_threshold_of_05_the_papers_rule():
     assert "(the paper's rule)" in rule_line(DecisionRule.global_threshold(GENRES, 0.5))
     line = rule_line(DecisionRule.global_threshold(GENRES, 0.3))
     assert "the paper's rule)" not in line and "at another value" in line
+
+
+def test_two_level_interval_covers_training_noise_that_the_film_only_one_misses():
+    """Two methods whose runs are the same pool of good and poor runs, drawn unluckily (A got two good seeds,
+    B one): the film-only bootstrap calls A better; resampling the seeds too does not (issue 18)."""
+    y, groups, rng = _data(n_films=300)
+    good = [np.where(rng.random(y.shape) < 0.1, 1 - y, y) for _ in range(3)]
+    poor = [np.where(rng.random(y.shape) < 0.45, 1 - y, y) for _ in range(3)]
+    a, b = [good[0], good[1], poor[0]], [good[2], poor[1], poor[2]]
+    out = paired_bootstrap(y, a, b, groups, n_boot=1000)
+    assert out["diff"] > 0.1
+    assert out["film_only"]["p_value"] < 0.01 and out["film_only"]["ci_low"] > 0  # film-only: a "finding"
+    assert out["p_value"] > 0.05 and out["ci_low"] < 0 < out["ci_high"]  # two-level: not one
+    width = out["ci_high"] - out["ci_low"]
+    assert width > 3 * (out["film_only"]["ci_high"] - out["film_only"]["ci_low"])
+    # one seed each: no seed noise to resample, both intervals are the same
+    one = paired_bootstrap(y, a[:1], b[:1], groups, n_boot=300)
+    assert (one["ci_low"], one["ci_high"]) == (one["film_only"]["ci_low"], one["film_only"]["ci_high"])
+
+
+def test_resampler_draws_are_fixed_per_method_and_independent_between_methods():
+    from pipeline.evaluation.compare import Resampler
+
+    _, groups, _ = _data(n_films=50)
+    r = Resampler(groups, n_boot=200)
+    assert np.array_equal(r.seeds("ours", 5), r.seeds("ours", 5))
+    assert not np.array_equal(r.seeds("ours", 5), r.seeds("concat", 5))
+    counts = np.bincount(r.seeds("ours", 5).ravel(), minlength=5) / (200 * 5)
+    assert np.allclose(counts, 0.2, atol=0.03)  # each seed drawn about equally
+    per_seed = np.arange(5, dtype=float)[:, None].repeat(200, 1)  # seed i scores i on every film draw
+    two, film = r.stats("ours", per_seed)
+    assert np.all(film == 2.0) and two.std() > 0.3 and abs(two.mean() - 2.0) < 0.15
