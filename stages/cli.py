@@ -173,12 +173,15 @@ def results_save(
     command_line: str = typer.Option(..., "--command", help="The command that made the reports."),
     workspace: Path = typer.Option(Path("."), help="The workspace that ran it (a clone, a worktree)."),
     out: Path = typer.Option(Path("results"), help="Where results folders live."),
+    report_revision: str | None = typer.Option(
+        None, help="The revision of the code that re-made the report from the saved runs, when not the workspace's."),
+    note: str | None = typer.Option(None, help="A line of context kept with the provenance."),
 ) -> None:
     """Copy the comparison's report and summary, the main run's metrics and the films reports into results/NAME,
     with provenance.json (command, git revision, params that differ from the committed params.yaml)."""
     from pipeline.evaluation.results import save_results
 
-    provenance = save_results(workspace, out / name, command_line)
+    provenance = save_results(workspace, out / name, command_line, report_revision, note)
     print(json.dumps(provenance, indent=2))
 
 

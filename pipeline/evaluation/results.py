@@ -47,8 +47,12 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def save_results(workspace: str | Path, out: str | Path, command: str) -> dict[str, Any]:
-    """Copy the workspace's reports into ``out`` and write its provenance; returns the provenance."""
+def save_results(workspace: str | Path, out: str | Path, command: str, report_revision: str | None = None,
+                 note: str | None = None) -> dict[str, Any]:
+    """Copy the workspace's reports into ``out`` and write its provenance; returns the provenance.
+
+    ``report_revision``: when the report was re-made from the workspace's saved runs by later code (the
+    statistics only; no run was re-trained), the revision of that code."""
     workspace, out = Path(workspace), Path(out)
     present = {src: dst for src, dst in FILES.items() if (workspace / src).exists()}
     if not present:
@@ -63,7 +67,9 @@ def save_results(workspace: str | Path, out: str | Path, command: str) -> dict[s
     before, after = _flat(committed), _flat(used)
     changed = {k: after.get(k) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
     provenance = {"command": command, "revision": revision, "uncommitted_changes": dirty,
-                  "params_changed": changed, "files": sorted(present.values())}
+                  "params_changed": changed, "files": sorted(present.values()),
+                  **({"report_revision": report_revision} if report_revision else {}),
+                  **({"note": note} if note else {})}
     write_json(out / "provenance.json", provenance)
     return provenance
 
