@@ -176,12 +176,15 @@ def results_save(
     report_revision: str | None = typer.Option(
         None, help="The revision of the code that re-made the report from the saved runs, when not the workspace's."),
     note: str | None = typer.Option(None, help="A line of context kept with the provenance."),
+    kind: str = typer.Option("comparison", help="comparison (compare/ reports) or main (the main run's metrics)."),
 ) -> None:
     """Copy the comparison's report and summary, the main run's metrics and the films reports into results/NAME,
     with provenance.json (command, git revision, params that differ from the committed params.yaml)."""
     from pipeline.evaluation.results import save_results
 
-    provenance = save_results(workspace, out / name, command_line, report_revision, note)
+    if kind not in ("comparison", "main"):
+        raise typer.BadParameter(f"--kind must be comparison or main (got {kind!r})")
+    provenance = save_results(workspace, out / name, command_line, report_revision, note, kind)
     print(json.dumps(provenance, indent=2))
 
 

@@ -76,7 +76,7 @@ import typing  # noqa: E402
 from pipeline.core.params import GROUPS, REGISTRIES, registry  # noqa: E402
 
 #: README rows that point elsewhere instead of repeating a long list: key -> (default cell, choices cell).
-POINTERS = {"compare.methods": ("every poster-only method", 'the methods of "The comparison"')}
+POINTERS = {"compare.methods": ("every poster-only method", "the methods of [the comparison](comparison.md)")}
 
 
 def _flatten(value: dict, prefix: str) -> dict[str, typing.Any]:
@@ -122,9 +122,16 @@ def schema_choices() -> dict[str, list]:
     return out
 
 
+#: The docs page of each section a test reads (the README links them).
+DOC_PAGES = {"Parameters": "docs/parameters.md",
+             "The comparison: every method the papers compare": "docs/comparison.md"}
+
+
 def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    """The body of a docs page (a section of the README before issue 18 split it into docs/)."""
+    text = (ROOT / DOC_PAGES[title]).read_text()
+    assert text.startswith(f"# {title}\n"), f"{DOC_PAGES[title]} should open with '# {title}'"
+    return text.split("\n", 1)[1]
 
 
 def readme_parameters() -> dict[str, tuple[str, str]]:

@@ -36,8 +36,8 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def readme_cluster_commands() -> list[str]:
-    """The command lines of the README's cluster block (the one with ``ray get-auth-token``)."""
-    text = (ROOT / "README.md").read_text()
+    """The command lines of the cluster block of docs/cluster.md (the one with ``ray get-auth-token``)."""
+    text = (ROOT / "docs" / "cluster.md").read_text()
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         if "ray get-auth-token" in block:
             return [line.split("  #")[0].strip() for line in block.splitlines()

@@ -36,7 +36,7 @@ def _module(script: str):
 @pytest.mark.parametrize(("script", "report", "renderers"), TABLES)
 def test_readme_shows_the_committed_report(script, report, renderers):
     data = json.loads((BENCHMARKS / report).read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     module = _module(script)
     for name in renderers:
         table = getattr(module, name)(data)

@@ -27,7 +27,8 @@ def test_save_copies_the_reports_with_command_revision_and_changed_params(tmp_pa
     prov = save_results(ws, tmp_path / "results" / "x", "dvc exp run -S data.films=films.csv")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ws, capture_output=True, text=True).stdout.strip()
     assert prov["revision"] == head and prov["params_changed"] == {"data.films": "films.csv"}
-    assert prov["files"] == ["report.md", "summary.json"] and prov["uncommitted_changes"] is True
+    assert prov["files"] == ["report.md", "summary.json"] and prov["uncommitted_changes"] is False  # params only
+    assert prov["kind"] == "comparison"
     assert (tmp_path / "results" / "x" / "report.md").read_text() == "# report\n"
     assert json.loads((tmp_path / "results" / "x" / "provenance.json").read_text()) == prov
 
@@ -44,7 +45,7 @@ def test_readme_holds_the_committed_films_results():
     from pipeline.evaluation.compare import films_markdown
 
     folder = ROOT / "results" / "films"
-    readme = (ROOT / "README.md").read_text()
+    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     summary = load(folder, "summary.json")
     labels = {m: s["label"] for m, s in summary["methods"].items()}
     table = "\n".join(films_markdown(summary["films"], labels)).strip()
@@ -55,5 +56,5 @@ def test_readme_holds_the_committed_films_results():
     assert prov["command"] in readme and prov["revision"][:7] in readme
     main = ROOT / "results" / "films-main"
     table = run_markdown(load(main, "evaluate_metrics.json"), load(main, "train_metrics.json"),
-                         "plot + metadata (`ours-films` head)")
+                         "the paper's head + plot + metadata")
     assert table in readme, f"README lacks the table of results/films-main:\n{table}"

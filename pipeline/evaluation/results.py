@@ -3,9 +3,9 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
 
 ``poster-genres results save NAME --command "..."`` copies, from a workspace that has run them,
 
-* the comparison's ``compare/report.md``, ``summary.json`` and ``metrics.json`` (when present),
-* the main pipeline's ``dvclive/evaluate/metrics.json`` and ``dvclive/train/metrics.json`` (when present),
-* the films and plot reports (``data/films_report.json``, ``features/plot_report.json``, when present),
+* for a comparison (``--kind comparison``): ``compare/report.md``, ``summary.json`` and ``metrics.json``;
+* for a main-pipeline run (``--kind main``): ``dvclive/evaluate/metrics.json`` and ``dvclive/train/metrics.json``;
+* with either, the films and plot reports (``data/films_report.json``, ``features/plot_report.json``) when present,
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
 HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
@@ -25,15 +25,13 @@ import yaml
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_json
 
-#: What ``save`` copies: the file in the workspace -> its name in ``results/<name>/``.
+#: What ``save`` copies, by what the experiment is: the file in the workspace -> its name in ``results/<name>/``.
+INPUTS = {"data/films_report.json": "films_report.json", "features/plot_report.json": "plot_report.json"}
 FILES = {
-    "compare/report.md": "report.md",
-    "compare/summary.json": "summary.json",
-    "compare/metrics.json": "compare_metrics.json",
-    "dvclive/evaluate/metrics.json": "evaluate_metrics.json",
-    "dvclive/train/metrics.json": "train_metrics.json",
-    "data/films_report.json": "films_report.json",
-    "features/plot_report.json": "plot_report.json",
+    "comparison": {"compare/report.md": "report.md", "compare/summary.json": "summary.json",
+                   "compare/metrics.json": "compare_metrics.json", **INPUTS},
+    "main": {"dvclive/evaluate/metrics.json": "evaluate_metrics.json",
+             "dvclive/train/metrics.json": "train_metrics.json", **INPUTS},
 }
 
 
@@ -48,25 +46,28 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def save_results(workspace: str | Path, out: str | Path, command: str, report_revision: str | None = None,
-                 note: str | None = None) -> dict[str, Any]:
+                 note: str | None = None, kind: str = "comparison") -> dict[str, Any]:
     """Copy the workspace's reports into ``out`` and write its provenance; returns the provenance.
 
     ``report_revision``: when the report was re-made from the workspace's saved runs by later code (the
     statistics only; no run was re-trained), the revision of that code."""
     workspace, out = Path(workspace), Path(out)
-    present = {src: dst for src, dst in FILES.items() if (workspace / src).exists()}
+    present = {src: dst for src, dst in FILES[kind].items() if (workspace / src).exists()}
     if not present:
         raise PipelineError(f"{workspace}: no report to save (run dvc repro or the comparison first)")
     out.mkdir(parents=True, exist_ok=True)
     for src, dst in present.items():
         shutil.copyfile(workspace / src, out / dst)
     revision = _git(workspace, "rev-parse", "HEAD").strip()
-    dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
+    # the code that ran differs from the revision's (params.yaml's changes are listed below, key by key; DVC's
+    # lock files and .gitignore files are outputs, not code)
+    dirty = bool(_git(workspace, "diff", "HEAD", "--name-only", "--", "pipeline", "stages", "dvc.yaml",
+                      "comparison/dvc.yaml").strip())
     committed = yaml.safe_load(_git(workspace, "show", f"{revision}:params.yaml")) or {}
     used = yaml.safe_load((workspace / "params.yaml").read_text()) or {}
     before, after = _flat(committed), _flat(used)
     changed = {k: after.get(k) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
-    provenance = {"command": command, "revision": revision, "uncommitted_changes": dirty,
+    provenance = {"kind": kind, "command": command, "revision": revision, "uncommitted_changes": dirty,
                   "params_changed": changed, "files": sorted(present.values()),
                   **({"report_revision": report_revision} if report_revision else {}),
                   **({"note": note} if note else {})}
