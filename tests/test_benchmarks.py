@@ -26,3 +26,24 @@ def test_pipeline_benchmark_measures_every_stage_and_its_alternatives(posters_di
     assert any(s == "train" for s, _ in rows) and any(s == "embed_text" for s, _ in rows)
     assert report["incremental_plus2_ocr"]["posters"] == 32
     assert "| ocr | rapidocr, openvino f32 (2 processes) | 30 |" in proc.stdout
+
+
+def test_plots_benchmark_measures_the_films_stage_and_each_plot_limit(posters_dir, tmp_path):
+    from tests.conftest import ROOT
+
+    films = ROOT / ".." / "shared" / "films" / "films.csv"
+    if not films.exists():
+        import pytest
+
+        pytest.skip(f"films table not found at {films}")
+    out = tmp_path / "plots.json"
+    args = ["--posters", str(posters_dir), "--films", str(films), "--n", "8", "--k", "2", "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_plots.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [r["plot_max_tokens"] for r in report["stages"]] == [256, 128, 77]
+    assert all(r["computed"] == 8 for r in report["stages"])
+    assert report["warm"]["computed"] == 0 and report["incremental"]["computed"] == 2
+    assert report["films_stage"]["films_with_plot"] > 0
+    assert "| embed-plot, cold, plot_max_tokens 256 | 8 |" in proc.stdout
