@@ -459,11 +459,8 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
         if any("has_plot" not in r["test"].columns for r in runs[m]):
             raise ValueError(f"method {m}: its runs have no has_plot column; re-run them with data.films set")
     decided = {m: [_decided(r, genres, threshold_mode, threshold) for r in runs[m]] for m in methods}
+    _same_test_posters({m: runs[m] for m in methods}, genres)
     first = runs[methods[0]][0]["test"]
-    for m in methods:
-        for r in runs[m]:
-            if not np.array_equal(r["test"]["key"].to_numpy(), first["key"].to_numpy()):
-                raise ValueError(f"method {m} seed {r['seed']}: its test posters differ from {methods[0]}'s")
     has_plot = first["has_plot"].to_numpy()
     groups_all = first["imdb_id"].to_numpy()
     out: dict[str, Any] = {"methods": methods, "subsets": {}, "tests": [], "genre_tests": []}
