@@ -435,3 +435,36 @@ def test_resampler_draws_are_fixed_per_method_and_independent_between_methods():
     per_seed = np.arange(5, dtype=float)[:, None].repeat(200, 1)  # seed i scores i on every film draw
     two, film = r.stats("ours", per_seed)
     assert np.all(film == 2.0) and two.std() > 0.3 and abs(two.mean() - 2.0) < 0.15
+
+
+def test_every_pair_of_poster_methods_is_tested_in_its_own_holm_family():
+    """A claim about any two methods (not only the paper's head against one) has a test: every pair of poster-only
+    methods, once, a ahead on test, Holm over that family alone; film methods stay out of it."""
+    from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
+
+    y, groups, rng = _data(n_films=80)
+    keys = [f"k{i}" for i in range(len(y))]
+    quality = {"ours": 0.9, "ours-L1": 0.85, "sum": 0.75, "late": 0.7, "image": 0.6}
+    runs = {m: [_run(m, s, keys, groups, y, np.where(rng.random(y.shape) < q, y, 1 - y) * 0.8 + 0.1,
+                     np.where(rng.random(y.shape) < q, y, 1 - y) * 0.8 + 0.1) for s in range(2)]
+            for m, q in quality.items()}
+    runs["plot"] = [_run("plot", s, keys, groups, y, rng.random(y.shape), rng.random(y.shape)) for s in range(2)]
+    summary = summarise(runs, GENRES, n_boot=400)
+    pairs = summary["all_pairs"]
+    assert len(pairs) == 10 and {frozenset((t["a"], t["b"])) for t in pairs} == {
+        frozenset((a, b)) for i, a in enumerate(quality) for b in list(quality)[i + 1:]}
+    f_m = {m: summary["methods"][m]["mean"]["f1_macro"] for m in quality}
+    assert all(f_m[t["a"]] >= f_m[t["b"]] and t["diff"] >= 0 for t in pairs)
+    assert all(t["family"] == ALL_PAIRS for t in pairs) and all(t["family"] == QUESTIONS for t in summary["tests"])
+    # each family is adjusted over itself: its Holm p from its own p-values, not from the other family's too
+    assert [t["p_holm"] for t in pairs] == pytest.approx(holm([t["p_value"] for t in pairs]))
+    assert [t["p_holm"] for t in summary["tests"]] == pytest.approx(holm([t["p_value"] for t in summary["tests"]]))
+    # the pair the paper's questions never ask (two non-reference methods) is in it, with its film-only interval
+    late_image = next(t for t in pairs if {t["a"], t["b"]} == {"late", "image"})
+    assert not any({t["a"], t["b"]} == {"late", "image"} for t in summary["tests"])
+    assert late_image["a"] == "late" and late_image["ci_low"] <= late_image["diff"] <= late_image["ci_high"]
+    assert "film_only" in late_image
+    text = markdown(summary)
+    section = text.split("## Every pair of poster-only methods")[1]
+    assert "all 10 pairs" in section and "0.0499" in section  # the smallest Holm p 400 draws allow: 10 * 2 / 401
+    assert section.count("| Late fusion (MovieScope ensemble) | Image only |") == 1

@@ -222,6 +222,57 @@ def test_comparison_pipeline_from_cached_features(repo):
     assert "tuned on each run's validation scores" in (repo / "compare" / "report.md").read_text()
 
 
+def test_evaluate_stage_tunes_per_genre_thresholds_on_the_validation_split(repo, tmp_path):
+    """The evaluate stage itself (not a function it calls) hands the tuner the validation split: its per-genre
+    thresholds are those tuned on the model's validation scores, and not those test would give."""
+    import numpy as np
+    import torch
+
+    from pipeline.evaluation.thresholds import tune_thresholds
+    from pipeline.models.checkpoint import load_head
+    from pipeline.models.datasets import load_datasets, predict_scores
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["eval"]["threshold_mode"] = "per_genre"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, "-m", "stages.evaluate", "--params", str(tmp_path / "params.yaml"),
+         "--live", str(tmp_path / "live"), "--predictions", str(tmp_path / "predictions.parquet"),
+         "--thresholds", str(tmp_path / "thresholds.json")], repo)
+    saved = json.loads((tmp_path / "thresholds.json").read_text())
+    assert saved["mode"] == "per_genre"
+    head, ckpt = load_head(repo / "models" / "model.pt")
+    data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
+                         ckpt["genres"], repo / "data" / "films.parquet", spec=ckpt.get("metadata_spec")).datasets
+    cpu = torch.device("cpu")
+    tuned = {name: tune_thresholds(d.labels.numpy(), predict_scores(head, d, cpu)) for name, d in data.items()}
+    got = np.array([saved["thresholds"][g] for g in ckpt["genres"]])
+    assert got == pytest.approx(tuned["val"])
+    # the check can tell the splits apart: test (or train) would have given other thresholds
+    assert not np.allclose(tuned["test"], tuned["val"]) and not np.allclose(tuned["train"], tuned["val"])
+
+
+def test_train_stage_saves_the_rule_chosen_on_the_validation_split(repo):
+    """The train stage (not a test fixture) chooses the product rule: the checkpoint's rule and its figures are
+    choose_rule's on the saved head's validation scores, and differ from what test or train would choose."""
+    import torch
+
+    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.models.checkpoint import load_head
+    from pipeline.models.datasets import load_datasets, predict_scores
+
+    head, ckpt = load_head(repo / "models" / "model.pt")
+    metric = yaml.safe_load((repo / "params.yaml").read_text())["eval"]["rule_metric"]
+    data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
+                         ckpt["genres"], repo / "data" / "films.parquet", spec=ckpt.get("metadata_spec")).datasets
+    chosen = {}
+    for name, d in data.items():
+        rule, report = choose_rule(d.labels.numpy(), predict_scores(head, d, torch.device("cpu")), ckpt["genres"],
+                                   metric=metric)
+        chosen[name] = (rule.to_dict(), report["chosen"])
+    assert (ckpt["decision_rule"], ckpt["decision_rule_validation"]["chosen"]) == chosen["val"]
+    assert chosen["test"] != chosen["val"] and chosen["train"] != chosen["val"]
+
+
 def test_imdb_source_against_local_server(repo, posters_dir):
     """data.source: imdb, pointed at a fake IMDb on 127.0.0.1 serving 30 real posters, through to metrics."""
     import csv as _csv

@@ -339,7 +339,7 @@ class CompareParams(_Group):
     #: Training seeds (the split stays fixed: split.seed).
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: Bootstrap resamples of the test films.
-    bootstrap: int = Field(default=2000, ge=100)
+    bootstrap: int = Field(default=10000, ge=100)
 
     @model_validator(mode="after")
     def _no_repeats(self) -> CompareParams:
