@@ -80,6 +80,9 @@ def predict_cmd(
         None, help="A films CSV (the shared format: imdb_id,plot,...,certification) for many posters: each row "
                    "joins the poster whose file name holds its IMDb id (tt0084058.jpg), or the file named in a "
                    "`poster` column. Posters without a row are predicted without a plot or metadata."),
+    html: Path | None = typer.Option(
+        None, help="Also write a review page of these posters to this folder (index.html and thumbnails; open it "
+                   "in a browser, no server): OCR boxes, the text read, probabilities, and what MCAM attended to."),
 ) -> None:
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
 
@@ -92,11 +95,14 @@ def predict_cmd(
     ray = p["ray"] if ray_address is None else p["ray"].model_copy(update={"address": ray_address})
     notes: list[str] = []
     results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
-                              fallback_threshold=p["eval"].threshold, notes=notes, ray=ray, plot=plot, films=films)
+                              fallback_threshold=p["eval"].threshold, notes=notes, ray=ray, plot=plot, films=films,
+                              html=html)
     for line in notes:
         print(line, file=sys.stderr)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
+    if html is not None:
+        print(f"review page: {html / 'index.html'}", file=sys.stderr)
     if format is Format.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))
     elif format is Format.csv:

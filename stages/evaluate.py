@@ -9,16 +9,20 @@ import typer
 
 from pipeline.core.io import write_json, write_parquet
 from pipeline.core.params import load_params
+from pipeline.evaluation.calibration import calibrated, calibration_figures
 from pipeline.evaluation.evaluate import (
+    calibration_table,
     evaluate_scores,
     paper_rule,
     plot_subsets,
     predictions_table,
+    reliability_points,
     rounded,
     rule_figures,
 )
 from pipeline.evaluation.live import log_evaluation, open_live
-from pipeline.evaluation.thresholds import checkpoint_rule
+from pipeline.evaluation.review import split_cards, write_review
+from pipeline.evaluation.thresholds import checkpoint_rule, rule_line
 from pipeline.models.checkpoint import load_head, modalities
 from pipeline.models.datasets import load_datasets, predict_scores
 from stages._command import command
@@ -36,10 +40,14 @@ def main(
                               "rules) and plots/custom/ (per-genre results, precision-recall per genre)."),
     predictions: Path = typer.Option(Path("eval/test_predictions.parquet"), help="Test scores per poster."),
     thresholds: Path = typer.Option(Path("eval/thresholds.json"), help="The paper's rule's threshold per genre."),
+    ocr: Path = typer.Option(Path("features/ocr.parquet"), help="OCR lines and boxes (the review page shows them)."),
+    review: Path = typer.Option(Path("eval/review"), help="Review page of the test split (index.html, thumbs/)."),
 ) -> None:
     """Score the test split with the paper's rule (eval.threshold, or per-genre thresholds tuned on validation)
-    and compute every metric; beside them, genres per poster and the product rule (the checkpoint's) on test."""
-    ev = load_params(params, ["eval"])["eval"]
+    and compute every metric; beside them, genres per poster, the product rule (the checkpoint's, on its calibrated
+    probabilities) and calibration on test; write the review page of the test posters."""
+    p = load_params(params, ["eval", "ocr", "encoder"])
+    ev = p["eval"]
     head, ckpt = load_head(model)
     genres = ckpt["genres"]
     # the films table always (test films with and without a plot are reported apart); a model that reads
@@ -48,26 +56,49 @@ def main(
     test, val = datasets["test"], datasets["val"]
     device = torch.device("cpu")
     # thresholds see validation posters only, never the test split
-    paper = paper_rule(ev.threshold_mode, ev.threshold, val.labels.numpy(), predict_scores(head, val, device), genres)
+    s_val = predict_scores(head, val, device)
+    paper = paper_rule(ev.threshold_mode, ev.threshold, val.labels.numpy(), s_val, genres)
     product, note = checkpoint_rule(ckpt, ev.threshold)
     if note:
         print(f"evaluate: {note}")
     scores = predict_scores(head, test, device)
+    # the probabilities people read: the checkpoint's calibration (eval.calibration at train), which its product
+    # rule was chosen on; the paper's rule reads the head's own scores
+    probs = calibrated(ckpt, scores)
     y = test.labels.numpy()
     result, table, curves = evaluate_scores(y, scores, genres, paper)
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
-    figures = rule_figures(y, scores, paper, product)
+    figures = rule_figures(y, scores, paper, product, probs)
     if "has_plot" in test.tensors:  # data.films set: the same figures on test films with and without a plot
-        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt), genres)
+        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt), genres,
+                                probs)
+    y_val = val.labels.numpy()
+    calibration = calibration_figures(y_val, s_val, y, scores, genres)
+    applied = ckpt.get("calibration", {}) or {}
+    figures["calibration"] = {"applied": applied.get("method", "none"),
+                              "ece_macro": {m: c["ece_macro"] for m, c in calibration.items()}}
     # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
     with open_live(live) as logger:
-        log_evaluation(logger, metrics | figures, rounded(table, 6), curves)
-    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product))
+        log_evaluation(logger, metrics | figures, rounded(table, 6), curves,
+                       calibration_table(calibration, genres), reliability_points(y, scores, probs, genres, applied))
+    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product, probs))
+    notes: list[str] = []
+    cards = split_cards(posters, ocr, test, probs, product.apply(probs), genres, head, ckpt, p["ocr"], p["encoder"],
+                        notes)
+    written = write_review(review, cards, genres, title="Test posters: genres predicted against the truth",
+                           rule=f"{rule_line(product, ckpt)} [{product.name}]", thresholds=product.thresholds,
+                           notes=notes + ([f"probabilities calibrated ({applied['method']}, fitted on validation)"]
+                                          if applied else []))
     write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": paper.to_dict()["thresholds"]})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "
           f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}; genres per poster "
           f"{figures['genres_per_poster']:.2f} (paper's rule), {figures['product_rule']['genres_per_poster']:.2f} "
           f"({product.name}), true {figures['genres_per_poster_true']:.2f}")
+    eces = figures["calibration"]["ece_macro"]
+    print(f"evaluate: macro ECE on test {eces['none']:.4f} as trained, {eces['temperature']:.4f} with temperature, "
+          f"{eces['platt']:.4f} with Platt scaling (fitted on validation); applied: {applied.get('method', 'none')}")
+    print(f"evaluate: review page {review / 'index.html'} ({written['cards']} posters, "
+          f"{written['without_thumbnail']} without a thumbnail)")
 
 
 if __name__ == "__main__":

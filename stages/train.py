@@ -37,7 +37,8 @@ def main(
                             on_epoch=EpochLogger(logger, datasets["val"], p["eval"].threshold))
         checkpoint, summary = result.checkpoint, result.summary
         record_inputs(checkpoint, inputs)
-        rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold)
+        rule = attach_decision_rule(checkpoint, datasets["val"], p["eval"].rule_metric, p["eval"].threshold,
+                                    p["eval"].calibration)
         save_checkpoint(checkpoint, model)
         # Seconds vary run to run: printed, not written, so outputs stay byte-identical.
         log_train_summary(logger, summary, {k: v for k, v in info.items() if k != "metadata_spec"}, rule)

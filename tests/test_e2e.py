@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -86,6 +88,18 @@ def test_metrics_present_and_finite(repo):
         assert 0 <= metrics[key] <= 13
     per_genre = json.loads((repo / "dvclive" / "evaluate" / "plots" / "custom" / "per_genre.json").read_text())
     assert len(per_genre) == 13 and {"genre", "f1", "precision", "recall"} <= set(per_genre[0])
+    # calibration measured on test (temperature and Platt fitted on validation), none applied by default
+    assert metrics["calibration"]["applied"] == "none"
+    assert set(metrics["calibration"]["ece_macro"]) == {"none", "temperature", "platt"}
+    assert all(0 <= v <= 1 for v in metrics["calibration"]["ece_macro"].values())
+    for plot in ("calibration", "reliability"):
+        assert (repo / "dvclive" / "evaluate" / "plots" / "custom" / f"{plot}.json").exists()
+    # the review page of the test split: one card per test poster
+    test_films = pl.read_parquet(repo / "data" / "split.parquet").filter(pl.col("split") == "test")["imdb_id"]
+    test_posters = pl.read_parquet(repo / "data" / "posters.parquet").filter(pl.col("imdb_id").is_in(test_films))
+    page = (repo / "eval" / "review" / "index.html").read_text()
+    assert page.count('<article class="card"') == metrics["posters"] == test_posters.height
+    assert "no thumbnail" not in page and "worst errors first" in page
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     files = shown[""]["data"]
     assert files["dvclive/evaluate/metrics.json"]["data"]["f1_macro"] == metrics["f1_macro"]
@@ -132,7 +146,7 @@ def test_predict_cli_json_with_a_bad_file(repo, posters_dir, tmp_path):
         shutil.copy(p, folder / p.name)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), str(folder), "--format", "json",
-               "--threshold", "0.5"], repo)
+               "--threshold", "0.5", "--html", str(tmp_path / "page")], repo)
     result = json.loads(out.stdout)
     assert [Path(r["path"]).name for r in result] == [posters[0].name, posters[1].name, posters[2].name]
     for r in result:
@@ -141,6 +155,14 @@ def test_predict_cli_json_with_a_bad_file(repo, posters_dir, tmp_path):
         assert r["rule"] == "global@0.5"
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.jpg" in errors[0]
+    # --html: a review page of the same posters, their genres and probabilities, the broken file named on it
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert page.count('<article class="card"') == 3 and "broken.jpg" in page and "global@0.5" in page
+    keys = re.findall(r'<article class="card" data-key="([0-9a-f]+)"', page)
+    assert sorted(p.name for p in (tmp_path / "page" / "thumbs").iterdir()) == sorted(f"{k}.jpg" for k in keys)
+    for r in result:
+        top = max(r["probabilities"].values())
+        assert f'data-conf="{round(top, 4):.6f}"' in page  # the page shows probabilities to 4 places
     # by default, the decision rule the train stage saved in the checkpoint, named on stderr and per row
     import torch
 
@@ -360,3 +382,33 @@ def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_
     assert (repo / "models" / "model.pt").read_bytes() == before
     refused = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "--plot", "x"], repo, check=False)
     assert refused.returncode == 1 and "--plot and --films need a model trained with data.films" in refused.stderr
+
+
+def test_calibration_is_fitted_on_validation_and_the_product_rule_reads_calibrated_scores(repo):
+    """eval.calibration re-runs train (it fits and saves the calibration) and evaluate; the product rule is chosen
+    on the calibrated validation scores; the paper's figures (uncalibrated scores) do not move."""
+    import torch
+
+    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
+    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.models.checkpoint import load_head
+    from pipeline.models.datasets import load_datasets, predict_scores
+
+    before = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
+    out = run(["dvc", "exp", "run", "-S", "eval.calibration=platt"], repo)
+    assert ran_stages(out.stdout) == ["train", "evaluate"], out.stdout
+    head, ckpt = load_head(repo / "models" / "model.pt")
+    data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
+                         ckpt["genres"], repo / "data" / "films.parquet").datasets
+    val = data["val"]
+    s_val = predict_scores(head, val, torch.device("cpu"))
+    assert ckpt["calibration"] == fit_calibration("platt", val.labels.numpy(), s_val, ckpt["genres"])
+    rule, _ = choose_rule(val.labels.numpy(), apply_calibration(ckpt["calibration"], s_val, ckpt["genres"]),
+                          ckpt["genres"])
+    assert ckpt["decision_rule"] == rule.to_dict()
+    after = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
+    assert after["calibration"]["applied"] == "platt"
+    assert after["f1_macro"] == before["f1_macro"]  # same training, the paper's rule on the same scores
+    assert after["calibration"]["ece_macro"] == before["calibration"]["ece_macro"]
+    assert (repo / "dvclive" / "evaluate" / "plots" / "custom" / "reliability_calibrated.json").exists()
+    assert "probabilities calibrated (platt" in (repo / "eval" / "review" / "index.html").read_text()

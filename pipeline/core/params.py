@@ -323,6 +323,11 @@ class EvalParams(_Group):
     #: metric on the validation split, chosen by the train stage (pipeline/evaluation/thresholds.py, choose_rule).
     #: f1_samples scores each poster's set of genres, as a catalogue sees it.
     rule_metric: Literal["f1_samples", "f1_macro", "f1_micro"] = "f1_samples"
+    #: Probabilities people read (predict, the review page): ``none`` (the head's sigmoid), or a per-genre
+    #: ``temperature`` or ``platt`` scaling fitted on the validation split by train, saved in the checkpoint,
+    #: applied by evaluate's product figures and by predict. The product rule is then chosen on the calibrated
+    #: validation scores; the paper's rule (evaluate's tables) always reads the uncalibrated scores.
+    calibration: Literal["none", "temperature", "platt"] = "none"
 
 
 def _poster_methods() -> list[str]:

@@ -37,14 +37,18 @@ def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points
 
 
 def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule,
-                      product: DecisionRule | None = None) -> pl.DataFrame:
-    """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s)."""
+                      product: DecisionRule | None = None, product_score=None) -> pl.DataFrame:
+    """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s, on
+    ``product_score`` when given: the calibrated probabilities, kept as ``prob_<genre>``)."""
     columns = [pl.Series("key", list(keys), pl.String), pl.Series("imdb_id", list(imdb_ids), pl.String)]
     columns += [pl.Series(f"score_{g}", y_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
     columns.append(pl.Series("true", _joined(genres, y_true), pl.String))
     columns.append(pl.Series("predicted", _joined(genres, rule.apply(y_score)), pl.String))
+    if product_score is not None and product_score is not y_score:
+        columns += [pl.Series(f"prob_{g}", product_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
     if product is not None:
-        columns.append(pl.Series("predicted_product", _joined(genres, product.apply(y_score)), pl.String))
+        chosen = product.apply(y_score if product_score is None else product_score)
+        columns.append(pl.Series("predicted_product", _joined(genres, chosen), pl.String))
     return pl.DataFrame(columns)
 
 
@@ -58,13 +62,31 @@ def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, 
     return metrics, per_genre_table(metrics), pr_curves(np.asarray(y_true), np.asarray(y_score), genres)
 
 
-def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule) -> dict:
-    """Genres per poster, true and predicted by the paper's rule, and the product rule's figures."""
+def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule, product_score=None) -> dict:
+    """Genres per poster, true and predicted by the paper's rule, and the product rule's figures (on
+    ``product_score``, the calibrated probabilities it was chosen on, when given)."""
     return {
         "genres_per_poster_true": round(genres_per_poster(y_true), 6),
         "genres_per_poster": round(genres_per_poster(paper.apply(y_score)), 6),
-        "product_rule": measure(product, y_true, y_score),
+        "product_rule": measure(product, y_true, y_score if product_score is None else product_score),
     }
+
+
+def calibration_table(figures: dict, genres: list[str]) -> pl.DataFrame:
+    """ECE per genre on test, one column per calibration (:func:`calibration_figures`' methods)."""
+    return pl.DataFrame({"genre": genres, **{m: [figures[m]["ece"][g] for g in genres] for m in figures}})
+
+
+def reliability_points(y_true, y_score, y_prob, genres: list[str], applied: dict | None) -> dict[str, pl.DataFrame]:
+    """The reliability diagram on test, every (poster, genre) pooled: observed frequency against mean predicted
+    probability per bin (15 equal-width bins), for the head's scores (``reliability``) and, when the checkpoint
+    calibrates, for its probabilities (``reliability_calibrated``)."""
+    from pipeline.evaluation.calibration import reliability
+
+    series = {"reliability": y_score} | ({"reliability_calibrated": y_prob} if applied else {})
+    return {name: pl.DataFrame([{"confidence": r["confidence"], "frequency": r["frequency"], "count": r["count"]}
+                                for r in reliability(y_true, s, genres) if r["genre"] == "all"])
+            for name, s in series.items()}
 
 
 def decision_thresholds(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray) -> np.ndarray:
@@ -85,10 +107,11 @@ def paper_rule(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray
 
 
 def plot_subsets(y_true, y_score, has_plot: np.ndarray, paper: DecisionRule, product: DecisionRule,
-                 reads: list[str], genres: list[str]) -> dict:
+                 reads: list[str], genres: list[str], product_score=None) -> dict:
     """Macro F1, hit and macro AP (paper's rule) and the product rule's macro F1 on the test posters whose
     film has a plot and on those whose film has none: a catalogue without a synopsis is the second."""
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    product_score = y_score if product_score is None else np.asarray(product_score)
     out: dict = {"modalities": "+".join(reads)}
     for name, rows in (("with_plot", has_plot), ("without_plot", ~has_plot)):
         if not rows.any():
@@ -96,5 +119,5 @@ def plot_subsets(y_true, y_score, has_plot: np.ndarray, paper: DecisionRule, pro
         m = all_metrics(y_true[rows], y_score[rows], None, genres, y_pred=paper.apply(y_score[rows]))
         out[name] = {"posters": int(rows.sum()), "f1_macro": round(m["f1_macro"], 6), "hit": round(m["hit"], 6),
                      "average_precision_macro": round(m["average_precision_macro"], 6),
-                     "product_f1_macro": round(measure(product, y_true[rows], y_score[rows])["f1_macro"], 6)}
+                     "product_f1_macro": round(measure(product, y_true[rows], product_score[rows])["f1_macro"], 6)}
     return out

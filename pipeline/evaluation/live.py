@@ -80,9 +80,18 @@ def _records(table: pl.DataFrame) -> list[dict[str, Any]]:
             for row in table.to_dicts()]
 
 
-def log_evaluation(live: Live, metrics: dict[str, Any], per_genre: pl.DataFrame, pr_curves: pl.DataFrame) -> None:
-    """Test metrics (``metrics.json``) and the two evaluation plots (``plots/custom/*.json``)."""
+def log_evaluation(live: Live, metrics: dict[str, Any], per_genre: pl.DataFrame, pr_curves: pl.DataFrame,
+                   calibration: pl.DataFrame | None = None, reliability: dict[str, pl.DataFrame] | None = None) -> None:
+    """Test metrics (``metrics.json``) and the evaluation plots (``plots/custom/*.json``): per-genre F1,
+    precision-recall, ECE per genre and calibration, and the reliability diagram."""
     live.summary.update(metrics)
+    if calibration is not None:
+        live.log_plot("calibration", _records(calibration), x="none", y="genre", template="bar_horizontal",
+                      title="Expected calibration error per genre on test (as trained)")
+    for name, points in (reliability or {}).items():
+        which = "calibrated probabilities" if name.endswith("calibrated") else "scores as trained"
+        live.log_plot(name, _records(points), x="confidence", y="frequency", template="linear",
+                      title=f"Reliability on test, {which}: observed frequency against mean probability (15 bins)")
     live.log_plot("per_genre", _records(per_genre), x="f1", y="genre",
                   template="bar_horizontal", title="Test F1 per genre")
     live.log_plot("precision_recall", _records(pr_curves), x="recall",

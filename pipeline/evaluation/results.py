@@ -4,7 +4,8 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
 ``poster-genres results save NAME --command "..."`` copies, from a workspace that has run them,
 
 * for a comparison (``--kind comparison``): ``compare/report.md``, ``summary.json`` and ``metrics.json``;
-* for a main-pipeline run (``--kind main``): ``dvclive/evaluate/metrics.json`` and ``dvclive/train/metrics.json``;
+* for a main-pipeline run (``--kind main``): ``dvclive/evaluate/metrics.json``, ``dvclive/train/metrics.json``
+  and the per-genre calibration errors (``dvclive/evaluate/plots/custom/calibration.json``);
 * with either, the films and plot reports (``data/films_report.json``, ``features/plot_report.json``) when present,
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
@@ -31,7 +32,8 @@ FILES = {
     "comparison": {"compare/report.md": "report.md", "compare/summary.json": "summary.json",
                    "compare/metrics.json": "compare_metrics.json", **INPUTS},
     "main": {"dvclive/evaluate/metrics.json": "evaluate_metrics.json",
-             "dvclive/train/metrics.json": "train_metrics.json", **INPUTS},
+             "dvclive/train/metrics.json": "train_metrics.json",
+             "dvclive/evaluate/plots/custom/calibration.json": "calibration.json", **INPUTS},
 }
 
 
@@ -91,6 +93,19 @@ def run_markdown(evaluate: dict[str, Any], train: dict[str, Any], label: str) ->
             lines.append(f"| {label} | {name} ({s['posters']} posters) | {100 * s['f1_macro']:.2f} "
                          f"| {100 * s['hit']:.2f} | {100 * s['average_precision_macro']:.2f} "
                          f"| {100 * s['product_f1_macro']:.2f} / - | |")
+    return "\n".join(lines)
+
+
+def calibration_markdown(evaluate: dict[str, Any], per_genre: list[dict[str, Any]]) -> str:
+    """The README's table of a run's calibration on test: expected calibration error (15 bins, in points) per
+    genre and macro-averaged, as trained and with each calibration fitted on validation."""
+    methods = [("none", "as trained"), ("temperature", "temperature"), ("platt", "Platt")]
+    lines = ["| genre | " + " | ".join(f"ECE {label}" for _, label in methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    lines += [f"| {row['genre']} | " + " | ".join(f"{100 * row[m]:.2f}" for m, _ in methods) + " |"
+              for row in per_genre]
+    macro = evaluate["calibration"]["ece_macro"]
+    lines.append("| **macro** | " + " | ".join(f"**{100 * macro[m]:.2f}**" for m, _ in methods) + " |")
     return "\n".join(lines)
 
 

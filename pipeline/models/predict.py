@@ -21,10 +21,12 @@ from pipeline.core.params import EncoderParams, OcrParams, RayParams
 from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.films import read_films
 from pipeline.data.images import PosterError, expand_paths, read_poster
+from pipeline.evaluation.calibration import calibrated
 from pipeline.evaluation.thresholds import DecisionRule, checkpoint_rule, rule_line
-from pipeline.features.encoders import create_image_encoder, create_text_encoder
+from pipeline.features.encoders import create_image_encoder, create_text_encoder, same_encoder
 from pipeline.features.metadata import NO_METADATA
 from pipeline.features.ocr import ocr_texts, run_ocr
+from pipeline.features.ocr.text import ocr_records
 from pipeline.features.store import FeatureSet, embed_images, embed_plots, embed_texts, plot_encoder_params
 from pipeline.models.checkpoint import load_head, modalities
 from pipeline.models.datasets import FilmInputs, feature_tensors, film_tensors
@@ -45,12 +47,8 @@ class Prediction:
     rule: str = ""  #: name of the decision rule that chose ``genres``
 
 
-def _comparable(identity: dict) -> dict:
-    return {k: v for k, v in identity.items() if k != "precision"}
-
-
 def check_identity(kind: str, built: dict, trained: dict) -> None:
-    if _comparable(built) != _comparable(trained):
+    if not same_encoder(built, trained):
         diff = sorted(k for k in set(built) | set(trained)
                       if k != "precision" and built.get(k) != trained.get(k))
         raise PredictError(
@@ -63,6 +61,7 @@ def predict(
     paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
     threshold: float | None = None, fallback_threshold: float = 0.5, notes: list[str] | None = None,
     ray: RayParams | None = None, plot: str | None = None, films: str | Path | None = None,
+    html: str | Path | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
 
@@ -75,7 +74,11 @@ def predict(
     A model that reads films (its checkpoint's ``modalities``) takes ``plot`` (one poster's film synopsis)
     or ``films`` (a films CSV, its rows joined to posters by the IMDb id in the file name, or by a
     ``poster`` column naming the file); a poster without one is predicted as a film without a plot or
-    metadata, as the model was trained to. Giving either to a poster-only model is an error."""
+    metadata, as the model was trained to. Giving either to a poster-only model is an error.
+
+    ``html``: a folder to write the review page of these posters to (:mod:`pipeline.evaluation.review`):
+    thumbnails, OCR boxes, the text read, probabilities and genres, and what MCAM attended to; unreadable
+    posters get a card saying why."""
     errors: list[str] = []
     rows = []
     files = expand_paths(paths)
@@ -88,8 +91,9 @@ def predict(
         except PosterError as err:
             errors.append(str(err))
             continue
-        rows.append({"path": str(p), "sha256": info.sha256})
+        rows.append({"path": str(p), "sha256": info.sha256, "size": (info.width, info.height)})
     if not rows:
+        _review(html, [], [], errors)
         return [], errors
 
     head, ckpt = load_head(model_path)
@@ -105,7 +109,8 @@ def predict(
     text_encoder = create_text_encoder(encoder)
     check_identity("text", text_encoder.identity, ckpt["features"]["text"])
 
-    posters = pl.DataFrame(rows, schema={"path": pl.String, "sha256": pl.String})
+    posters = pl.DataFrame([{"path": r["path"], "sha256": r["sha256"]} for r in rows],
+                           schema={"path": pl.String, "sha256": pl.String})
     ocr_table, ocr_report = run_ocr(posters, ocr, ray=ray)
     errors += [f["detail"] for f in ocr_report["failed"]]
     texts = ocr_texts(ocr_table, ocr)
@@ -116,6 +121,7 @@ def predict(
     have = set(ikeys) & set(tkeys)
     usable = [r for r in rows if r["sha256"] in have]
     if not usable:
+        _review(html, [], genres, errors)
         return [], errors
     image = FeatureSet(ikeys, iarrays, image_encoder.identity, None)
     text = FeatureSet(tkeys, tarrays, text_encoder.identity, None)
@@ -123,7 +129,7 @@ def predict(
     if {"plot", "metadata"} & set(reads):
         batch |= _film_batch(usable, ckpt, encoder, plot, films, errors, ray)
     with torch.no_grad():
-        scores = torch.sigmoid(head(batch)).numpy()
+        scores = calibrated(ckpt, torch.sigmoid(head(batch)).numpy())
     rule = decision_rule(ckpt, threshold, fallback_threshold, notes)
     chosen = rule.apply(scores)
     out = [
@@ -135,7 +141,33 @@ def predict(
         )
         for r, row, srow in zip(usable, chosen, scores)
     ]
+    if html is not None:
+        from pipeline.evaluation.review import build_cards
+        from pipeline.models.explain import attention_maps, attention_note
+
+        keys = [r["sha256"] for r in usable]
+        records = {k: (lines, boxes, conf) for k, lines, boxes, conf in ocr_records(ocr_table)} if len(
+            ocr_table) else {}
+        cards = build_cards(
+            keys, [Path(r["path"]).name for r in usable], scores, chosen, genres,
+            images=[r["path"] for r in usable], sizes=[r["size"] for r in usable], ocr=records,
+            texts=dict(texts.iter_rows()), attention=attention_maps(head, batch), attention_note=attention_note(head),
+            token_words=text_encoder.token_words if text_encoder.token_words("a") is not None else None,
+            image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash"))
+        _review(html, cards, genres, errors, rule)
     return out, errors
+
+
+def _review(folder, cards, genres, errors, rule: DecisionRule | None = None) -> None:
+    """The review page of predict's posters (none when ``folder`` is None); every error is a line on it."""
+    if folder is None:
+        return
+    from pipeline.evaluation.review import write_review
+
+    write_review(folder, cards, genres, title="Predicted genres",
+                 rule=f"{rule_line(rule)} [{rule.name}]" if rule else "no rule: no poster could be read",
+                 thresholds=rule.thresholds if rule else None,
+                 notes=[f"not shown: {e}" for e in errors])
 
 
 def _films_for(posters: list[dict], plot: str | None, films: str | Path | None, errors: list[str]) -> pl.DataFrame:

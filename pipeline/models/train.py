@@ -180,7 +180,7 @@ def train_head(
 
 
 def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_samples",
-                         threshold: float = 0.5) -> ChosenRule:
+                         threshold: float = 0.5, calibration: str = "none") -> ChosenRule:
     """Choose the product's decision rule on the validation split and save it in ``checkpoint``.
 
     The validation scores are those of the checkpoint's head (the best epoch), on the
@@ -189,11 +189,21 @@ def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_sampl
     rule, the paper's, every candidate: ``metric``, genres per poster predicted and
     true), rounded, so the checkpoint stays byte-identical for the same inputs.
     Returns what was chosen, for the stage's metrics.
+
+    With ``calibration`` (``temperature`` or ``platt``) a per-genre calibration is fitted on the same validation
+    scores and saved (``checkpoint["calibration"]``), and the rule is chosen on the *calibrated* scores, the ones
+    predict then decides on: calibrating never changes decisions behind the rule's back.
     """
+    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
     from pipeline.evaluation.thresholds import choose_rule
 
     head = head_from_checkpoint(checkpoint, "cpu")
     scores = predict_scores(head, val, torch.device("cpu"))
+    fitted = fit_calibration(calibration, val.labels.numpy(), scores, checkpoint["genres"])
+    checkpoint.pop("calibration", None)
+    if fitted is not None:
+        checkpoint["calibration"] = fitted
+        scores = apply_calibration(fitted, scores, checkpoint["genres"])
     rule, report = choose_rule(val.labels.numpy(), scores, checkpoint["genres"], metric=metric, threshold=threshold)
     checkpoint["decision_rule"] = rule.to_dict()
     checkpoint["decision_rule_validation"] = report

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pipeline.core.params import EncoderParams
 from pipeline.features.encoders import clip, offline  # noqa: F401  (each registers its encoders)
-from pipeline.features.encoders.base import EncoderError, ImageEncoder, TextEncoder
+from pipeline.features.encoders.base import EncoderError, ImageEncoder, TextEncoder, same_encoder
 from pipeline.features.encoders.registry import IMAGE_ENCODERS, TEXT_ENCODERS
 
 if IMAGE_ENCODERS.names() != TEXT_ENCODERS.names():  # a programming error: say it at import
@@ -43,5 +43,5 @@ def create_text_encoder(params: EncoderParams) -> TextEncoder:
 
 __all__ = [
     "IMAGE_ENCODERS", "TEXT_ENCODERS", "EncoderError", "ImageEncoder", "TextEncoder", "create_image_encoder",
-    "create_text_encoder", "list_encoders",
+    "create_text_encoder", "list_encoders", "same_encoder",
 ]

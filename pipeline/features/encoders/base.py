@@ -19,6 +19,13 @@ class EncoderError(PipelineError):
     pass
 
 
+def same_encoder(identity: dict, other: dict) -> bool:
+    """True when two encoder identities make the same features (compute precision aside: fp16 on a GPU and fp32
+    on a CPU are the same encoder)."""
+    return ({k: v for k, v in identity.items() if k != "precision"}
+            == {k: v for k, v in other.items() if k != "precision"})
+
+
 def encoder_device(device: str) -> torch.device:
     return resolve_device(device, "encoder.device")
 
@@ -73,6 +80,31 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    #: token positions ``encode`` gives a text at most (its ``mask`` width)
+    max_tokens: int
+
+    def word_tokens(self, word: str) -> int | None:
+        """How many tokens the tokenizer makes of one whitespace-free ``word``; None when it cannot say."""
+        return None
+
+    def token_words(self, text: str) -> list[int | None] | None:
+        """For each token position ``encode`` gives ``text``, the index of the whitespace word of ``text`` it comes
+        from (None: a start, end or padding token); None when the encoder cannot say.
+
+        Both tokenizers here (WordPiece, CLIP's BPE) split on whitespace before anything else, so a text's tokens
+        are its words' tokens in order, between a start and an end token; a text cut at ``max_tokens`` keeps
+        its end token last, as both tokenizers do."""
+        positions: list[int | None] = [None]
+        for i, word in enumerate(text.split()):
+            n = self.word_tokens(word)
+            if n is None:
+                return None
+            positions += [i] * n
+        positions.append(None)
+        if len(positions) > self.max_tokens:
+            positions = positions[: self.max_tokens - 1] + [None]
+        return positions
 
 
 def autocast(device: torch.device):

@@ -192,3 +192,7 @@ class ClipTextEncoder(TextEncoder):
             "tokens": tokens[:, :t].float().cpu().numpy(),
             "mask": mask[:, :t].cpu().numpy(),
         }
+
+    def word_tokens(self, word: str) -> int | None:
+        encode = getattr(self.tokenizer, "encode", None)  # OpenCLIP's SimpleTokenizer; an HF tokenizer has none
+        return None if encode is None else len(encode(word))

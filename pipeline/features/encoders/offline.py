@@ -176,3 +176,6 @@ class MiniLMTextEncoder(TextEncoder):
         mean = summed / mask.sum(1, keepdim=True).clamp(min=1)
         pooled = torch.nn.functional.normalize(mean, dim=-1)
         return {"pooled": pooled.cpu().numpy(), "tokens": states.cpu().numpy(), "mask": mask.cpu().numpy()}
+
+    def word_tokens(self, word: str) -> int | None:
+        return len(self.tokenizer.tokenize(word))

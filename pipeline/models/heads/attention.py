@@ -39,3 +39,12 @@ class MultiHeadAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         b, h, n, dh = out.shape
         return out.transpose(1, 2).reshape(b, n, h * dh)
+
+    def weights(self, query: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None):
+        """The attention weights ``forward`` uses, (B, heads, Nq, Nk): softmax(QK^T / sqrt(D_k)), masked keys 0.
+        For explanations only (``forward`` lets the fused kernel compute them)."""
+        q, k = self._split(self.q(query)), self._split(self.k(context))
+        logits = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+        if context_mask is not None:
+            logits = logits.masked_fill(~context_mask[:, None, None, :], float("-inf"))
+        return logits.softmax(dim=-1)
