@@ -40,7 +40,8 @@ def main(
         raise PipelineError(f"{runs}: missing runs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; "
                             f"run dvc repro")
     selected = {m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods}
-    summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold, ev.rule_metric)
+    summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold, ev.rule_metric,
+                        ev.calibration)
     summary["films"] = films_summary(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold)
     write_text(out / "report.md", markdown(summary))
     for name, methods in TABLES.items():

@@ -47,3 +47,26 @@ def test_plots_benchmark_measures_the_films_stage_and_each_plot_limit(posters_di
     assert report["warm"]["computed"] == 0 and report["incremental"]["computed"] == 2
     assert report["films_stage"]["films_with_plot"] > 0
     assert "| embed-plot, cold, plot_max_tokens 256 | 8 |" in proc.stdout
+
+
+def test_review_benchmark_writes_a_page_and_opens_it_lazily_and_eagerly(posters_dir, tmp_path):
+    import os
+
+    import pytest
+
+    from tests.browser import chromium_path
+    from tests.conftest import ROOT
+
+    if chromium_path() is None and not os.environ.get("CI"):
+        pytest.skip("no chromium (apt-get install chromium); CI installs it")
+    out = tmp_path / "review.json"
+    args = ["--posters", str(posters_dir), "--n", "12", "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_review.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["n"] == 12 and report["write"]["posters_per_s"] > 0
+    assert report["open"]["eager"]["images_decoded_at_load"] == 12  # eager: every thumbnail by the load event
+    assert report["open"]["lazy"]["images_decoded_at_load"] < 12  # lazy: only those near the viewport
+    assert report["open"]["lazy"]["console_errors"] == 0 and 0 < report["open"]["lazy"]["shown_after_filter"] < 12
+    assert "| write the page (thumbnails + HTML) | 12 |" in proc.stdout

@@ -468,3 +468,23 @@ def test_every_pair_of_poster_methods_is_tested_in_its_own_holm_family():
     section = text.split("## Every pair of poster-only methods")[1]
     assert "all 10 pairs" in section and "0.0499" in section  # the smallest Holm p 400 draws allow: 10 * 2 / 401
     assert section.count("| Late fusion (MovieScope ensemble) | Image only |") == 1
+
+
+def test_report_product_rule_reads_scores_calibrated_as_train_would():
+    """With eval.calibration the report's product rule is chosen on calibrated validation scores and measured on
+    calibrated test scores (what predict would do); the paper's figures stay on the head's scores."""
+    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
+    from pipeline.evaluation.thresholds import choose_rule, measure
+
+    y, groups, rng = _data(n_films=150)
+    keys = [f"k{i}" for i in range(len(y))]
+    s_val = np.clip(0.5 + 0.3 * y + 0.3 * rng.random(y.shape), 0, 1)  # shifted up, as the asymmetric loss does
+    s = np.clip(0.5 + 0.3 * y + 0.3 * rng.random(y.shape), 0, 1)
+    runs = {"concat": [_run("concat", 0, keys, groups, y, s_val, s)]}
+    plain = summarise(runs, GENRES, n_boot=10)["methods"]["concat"]["decision_rules"]
+    platt = summarise(runs, GENRES, n_boot=10, calibration="platt")["methods"]["concat"]["decision_rules"]
+    fitted = fit_calibration("platt", y, s_val, GENRES)
+    rule, _ = choose_rule(y, apply_calibration(fitted, s_val, GENRES), GENRES)
+    expected = measure(rule, y, apply_calibration(fitted, s, GENRES))
+    assert platt["product"] == pytest.approx({k: expected[k] for k in platt["product"]})
+    assert platt["paper"] == plain["paper"] and platt["product"] != plain["product"]

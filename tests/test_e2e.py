@@ -88,8 +88,8 @@ def test_metrics_present_and_finite(repo):
         assert 0 <= metrics[key] <= 13
     per_genre = json.loads((repo / "dvclive" / "evaluate" / "plots" / "custom" / "per_genre.json").read_text())
     assert len(per_genre) == 13 and {"genre", "f1", "precision", "recall"} <= set(per_genre[0])
-    # calibration measured on test (temperature and Platt fitted on validation), none applied by default
-    assert metrics["calibration"]["applied"] == "none"
+    # calibration measured on test (temperature and Platt fitted on validation), Platt applied by default
+    assert metrics["calibration"]["applied"] == "platt"
     assert set(metrics["calibration"]["ece_macro"]) == {"none", "temperature", "platt"}
     assert all(0 <= v <= 1 for v in metrics["calibration"]["ece_macro"].values())
     for plot in ("calibration", "reliability"):
@@ -278,6 +278,7 @@ def test_train_stage_saves_the_rule_chosen_on_the_validation_split(repo):
     choose_rule's on the saved head's validation scores, and differ from what test or train would choose."""
     import torch
 
+    from pipeline.evaluation.calibration import calibrated
     from pipeline.evaluation.thresholds import choose_rule
     from pipeline.models.checkpoint import load_head
     from pipeline.models.datasets import load_datasets, predict_scores
@@ -288,8 +289,8 @@ def test_train_stage_saves_the_rule_chosen_on_the_validation_split(repo):
                          ckpt["genres"], repo / "data" / "films.parquet", spec=ckpt.get("metadata_spec")).datasets
     chosen = {}
     for name, d in data.items():
-        rule, report = choose_rule(d.labels.numpy(), predict_scores(head, d, torch.device("cpu")), ckpt["genres"],
-                                   metric=metric)
+        scores = calibrated(ckpt, predict_scores(head, d, torch.device("cpu")))  # as train chose it: calibrated
+        rule, report = choose_rule(d.labels.numpy(), scores, ckpt["genres"], metric=metric)
         chosen[name] = (rule.to_dict(), report["chosen"])
     assert (ckpt["decision_rule"], ckpt["decision_rule_validation"]["chosen"]) == chosen["val"]
     assert chosen["test"] != chosen["val"] and chosen["train"] != chosen["val"]
@@ -395,20 +396,21 @@ def test_calibration_is_fitted_on_validation_and_the_product_rule_reads_calibrat
     from pipeline.models.datasets import load_datasets, predict_scores
 
     before = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
-    out = run(["dvc", "exp", "run", "-S", "eval.calibration=platt"], repo)
+    out = run(["dvc", "exp", "run", "-S", "eval.calibration=temperature"], repo)
     assert ran_stages(out.stdout) == ["train", "evaluate"], out.stdout
     head, ckpt = load_head(repo / "models" / "model.pt")
     data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
                          ckpt["genres"], repo / "data" / "films.parquet").datasets
     val = data["val"]
     s_val = predict_scores(head, val, torch.device("cpu"))
-    assert ckpt["calibration"] == fit_calibration("platt", val.labels.numpy(), s_val, ckpt["genres"])
+    assert ckpt["calibration"] == fit_calibration("temperature", val.labels.numpy(), s_val, ckpt["genres"])
     rule, _ = choose_rule(val.labels.numpy(), apply_calibration(ckpt["calibration"], s_val, ckpt["genres"]),
                           ckpt["genres"])
     assert ckpt["decision_rule"] == rule.to_dict()
     after = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
-    assert after["calibration"]["applied"] == "platt"
+    assert after["calibration"]["applied"] == "temperature"
     assert after["f1_macro"] == before["f1_macro"]  # same training, the paper's rule on the same scores
     assert after["calibration"]["ece_macro"] == before["calibration"]["ece_macro"]
     assert (repo / "dvclive" / "evaluate" / "plots" / "custom" / "reliability_calibrated.json").exists()
-    assert "probabilities calibrated (platt" in (repo / "eval" / "review" / "index.html").read_text()
+    assert after["product_rule"] != before["product_rule"]  # the rule was re-chosen on other (calibrated) scores
+    assert "probabilities calibrated (temperature" in (repo / "eval" / "review" / "index.html").read_text()

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.core.io import read_parquet
+from pipeline.evaluation.calibration import apply_calibration, fit_calibration
 from pipeline.evaluation.evaluate import decision_thresholds
 from pipeline.evaluation.methods import (
     BASELINES,
@@ -219,7 +220,7 @@ def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
               threshold_mode: str = "global", threshold: float = 0.5,
-              rule_metric: str = "f1_samples") -> dict[str, Any]:
+              rule_metric: str = "f1_samples", calibration: str = "none") -> dict[str, Any]:
     """Metrics per method (mean, sample std over seeds), per-genre results, bootstrap tests.
 
     Decision thresholds are set here, per run, from that run's validation scores
@@ -238,7 +239,8 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
       large enough for the family (``compare.bootstrap``, 10,000 by default: 0.024 for 120 pairs).
 
     Beside the paper's rule, each run's *product* decision rule (the one ``predict`` would
-    use: :func:`pipeline.evaluation.thresholds.choose_rule` by ``rule_metric`` on its validation scores)
+    use: :func:`pipeline.evaluation.thresholds.choose_rule` by ``rule_metric`` on its validation scores, calibrated
+    first by ``calibration`` fitted on them, as train does)
     is measured on test: genres per poster against the true mean, F1s and hamming loss.
     """
     per_method: dict[str, Any] = {}
@@ -253,9 +255,12 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             taus.append(tau)
             metrics.append(all_metrics(y, s, tau, genres))
             val_f1.append(f1(y_val, (s_val > tau).astype(np.int64), "macro"))
-            rule, _ = choose_rule(y_val, s_val, genres, metric=rule_metric, threshold=threshold)
+            fitted = fit_calibration(calibration, y_val, s_val, genres)
+            rule, _ = choose_rule(y_val, apply_calibration(fitted, s_val, genres), genres, metric=rule_metric,
+                                  threshold=threshold)
             rules.append({"paper": measure(DecisionRule.global_threshold(genres, threshold), y, s),
-                          "product": measure(rule, y, s), "genres_per_poster_true": genres_per_poster(y)})
+                          "product": measure(rule, y, apply_calibration(fitted, s, genres)),
+                          "genres_per_poster_true": genres_per_poster(y)})
             preds[method].append((s > tau).astype(np.int64))
             if y_ref is None:
                 y_ref, groups = y, r["test"]["imdb_id"].to_numpy()
@@ -761,5 +766,6 @@ def _rules_markdown(summary: dict, md) -> list[str]:
     return ["## Decision rules on test: the paper's and the product's", "",
             "The paper's rule is `eval.threshold` for every genre. The product rule is what `poster-genres predict` "
             "uses: chosen per run on its validation scores among the paper's rule, per-genre thresholds and those "
-            "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`), then applied to test. "
+            "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`) on its scores calibrated as "
+            "`eval.calibration` says (fitted on validation), then applied to test. "
             "Mean over seeds.", "", md(_frame(rows)), ""]

@@ -241,6 +241,9 @@ def render_page(cards: list[Card], genres: list[str], *, title: str, rule: str,
         f"<header><h1>{_e(title)}</h1>",
         f'<p class="rule">Predicted genres: <strong>{_e(rule)}</strong>. {len(cards)} poster(s)'
         + (", worst errors first (mean binary cross-entropy over genres)." if with_truth else ".") + "</p>",
+        '<p class="legend">' + (" · ".join(f'<span class="{k}">{MARKS[k]} {KINDS[k]}</span>'
+                                          for k in ("hit", "false", "missed")) if with_truth else
+                                f'{MARKS["pred"]} {KINDS["pred"]}') + "; bold: predicted</p>",
     ]
     parts += [f'<p class="note">{_e(n)}</p>' for n in notes or []]
     parts.append("</header>")
@@ -252,7 +255,7 @@ def render_page(cards: list[Card], genres: list[str], *, title: str, rule: str,
     parts += [
         # the toggles are check boxes that CSS reads (no script needed); the filters need the script
         '<input type="checkbox" id="show-boxes" class="toggle" checked>',
-        '<input type="checkbox" id="show-heat" class="toggle"' + (" checked" if has_attention else "") + ">",
+        '<input type="checkbox" id="show-heat" class="toggle">',
         '<nav class="controls">',
         '<label for="show-boxes" class="switch">OCR boxes</label>',
         '<label for="show-heat" class="switch">attention heat map</label>' if has_attention else "",
@@ -335,12 +338,19 @@ def _card(card: Card, genres: list[str], thresholds: dict[str, float] | None, po
                 "false" if g in predicted and truth is not None else
                 "pred" if g in predicted else
                 "missed" if truth is not None and g in truth else "")
-        mark = {"hit": "✓", "false": "✗ false alarm", "missed": "✗ missed", "pred": "●"}.get(kind, "")
+        mark = MARKS.get(kind, "")
         tau = f' title="threshold {thresholds[g]:.2f}"' if thresholds and g in thresholds else ""
-        out.append(f'<li class="{kind}"{tau}><span class="g">{_e(g)}</span><span class="bar" style="width:'
-                   f'{100 * p:.1f}%"></span><span class="p">{p:.2f}</span><span class="m">{_e(mark)}</span></li>')
+        out.append(f'<li class="{kind}"{tau}><span class="g">{_e(g)}</span><span class="track"><span class="bar" '
+                   f'style="width:{100 * p:.1f}%"></span></span><span class="p">{p:.2f}</span>'
+                   f'<span class="m" title="{KINDS.get(kind, "")}">{_e(mark)}</span></li>')
     out += ["</ol>", "</article>"]
     return "\n".join(out)
+
+
+#: The mark beside a genre, by what the rule and the truth say of it (the page's legend explains them).
+MARKS = {"hit": "✓", "false": "✗", "missed": "○", "pred": "●"}
+KINDS = {"hit": "predicted and true", "false": "false alarm: predicted, not true", "missed": "missed: true, not "
+         "predicted", "pred": "predicted (truth unknown)"}
 
 
 def _figure(card: Card) -> str:
@@ -361,14 +371,23 @@ def _figure(card: Card) -> str:
 def _heat(attention: dict[str, Any], w: int, h: int) -> str:
     """The image tokens' weights as a grid of cells over the region of the poster the encoder saw."""
     rows, cols = attention["grid"]
-    weights = np.asarray(attention["regions"], dtype=np.float64)
-    top = weights.max() if weights.size and weights.max() > 0 else 1.0
+    shade = _relative(attention["regions"])
     x0, y0, x1, y1 = attention.get("frame") or (0, 0, w, h)
     cw, ch = (x1 - x0) / cols, (y1 - y0) / rows
     cells = "".join(f'<rect x="{x0 + c * cw:.1f}" y="{y0 + r * ch:.1f}" width="{cw:.1f}" height="{ch:.1f}" '
-                    f'fill-opacity="{0.65 * weights[r * cols + c] / top:.3f}"/>'
-                    for r in range(rows) for c in range(cols))
+                    f'fill-opacity="{0.7 * shade[r * cols + c]:.3f}"><title>attention {weight:.4f}</title></rect>'
+                    for r in range(rows) for c in range(cols) for weight in [attention["regions"][r * cols + c]])
     return f'<svg class="heat" viewBox="0 0 {w} {h}" preserveAspectRatio="none">{cells}</svg>'
+
+
+def _relative(weights) -> np.ndarray:
+    """Weights scaled to 0..1 between the poster's least and most attended item: attention spread almost evenly
+    differs by little, and the page shows where it is *more* than elsewhere (the title gives the weight)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if not w.size:
+        return w
+    span = w.max() - w.min()
+    return (w - w.min()) / span if span > 0 else np.zeros_like(w)
 
 
 def _words(card: Card) -> str:
@@ -376,9 +395,9 @@ def _words(card: Card) -> str:
     words = (card.attention or {}).get("words")
     if not words:
         return _e(card.text)
-    top = max((wt for _, wt in words), default=0.0) or 1.0
-    return " ".join(f'<mark style="--w:{wt / top:.3f}" title="attention {wt:.3f}">{_e(word)}</mark>'
-                    for word, wt in words)
+    shade = _relative([wt for _, wt in words])
+    return " ".join(f'<mark style="--w:{s:.3f}" title="attention {wt:.3f}">{_e(word)}</mark>'
+                    for (word, wt), s in zip(words, shade))
 
 
 CSS = """
@@ -415,11 +434,13 @@ svg.heat rect{fill:#ffb000}
 svg.boxes,svg.heat{display:none}
 #show-boxes:checked~#cards svg.boxes,#show-heat:checked~#cards svg.heat{display:block}
 .probs{grid-area:p;list-style:none;margin:0;padding:0;font-size:.8rem}
-.probs li{display:grid;grid-template-columns:5.5rem 1fr 2.4rem 6.5rem;align-items:center;gap:.3rem;
-  position:relative}
-.probs .bar{height:.55rem;background:#9ab;border-radius:2px;grid-column:2}
+.probs li{display:grid;grid-template-columns:5.4rem minmax(2rem,1fr) 2.2rem 1rem;align-items:center;gap:.3rem}
+.probs .track{height:.55rem;background:#eee;border-radius:2px}
+.probs .bar{display:block;height:100%;background:#9ab;border-radius:2px}
 .probs .p{text-align:right}
-.probs .m{font-size:.72rem}
+.probs .m{font-size:.8rem;text-align:center}
+.legend{font-size:.8rem;color:#444;margin:.2rem 0}
+.legend .hit{color:#2a8a3a}.legend .false{color:#d2452b}.legend .missed{color:#b36b00}
 .probs li.hit .g,.probs li.pred .g{font-weight:700}
 .probs li.hit .bar{background:#2a8a3a}.probs li.hit .m{color:#2a8a3a}
 .probs li.false .bar{background:#d2452b}.probs li.false .m,.probs li.false .g{color:#d2452b;font-weight:700}
