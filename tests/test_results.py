@@ -58,3 +58,25 @@ def test_readme_holds_the_committed_films_results():
     table = run_markdown(load(main, "evaluate_metrics.json"), load(main, "train_metrics.json"),
                          "the paper's head + plot + metadata")
     assert table in readme, f"README lacks the table of results/films-main:\n{table}"
+
+
+def test_docs_hold_the_committed_main_run_and_its_calibration():
+    """The main pipeline on the shared set (results/main): its table, the README's headline figures and the ECE
+    per genre before and after calibration are the committed run's."""
+    from pipeline.evaluation.results import calibration_markdown
+
+    main = ROOT / "results" / "main"
+    readme = (ROOT / "README.md").read_text()
+    docs = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    evaluate, train = load(main, "evaluate_metrics.json"), load(main, "train_metrics.json")
+    table = run_markdown(evaluate, train, "the paper's head, poster only")
+    assert table in docs, f"docs lack the table of results/main:\n{table}"
+    table = calibration_markdown(evaluate, load(main, "calibration.json"))
+    assert table in docs, f"docs lack the calibration table of results/main:\n{table}"
+    for figure in (f"macro F1 {100 * evaluate['f1_macro']:.2f} at the paper's rule",
+                   f"{100 * evaluate['product_rule']['f1_macro']:.2f} with the product's decision rule",
+                   f"macro ECE {100 * evaluate['calibration']['ece_macro']['none']:.1f} points",
+                   f"{100 * evaluate['calibration']['ece_macro']['platt']:.1f} after Platt scaling"):
+        assert figure in readme, f"README lacks '{figure}' (results/main)"
+    prov = load(main, "provenance.json")
+    assert prov["command"] in docs and prov["revision"][:7] in docs and prov["kind"] == "main"
