@@ -80,6 +80,14 @@ def test_clip_tiny_random_weights_tokens(posters, allow_random_clip):
     t = txt.encode(["HEAT AND DUST julie christie", "x"])
     assert t["tokens"].shape == (2, 20, 32) and t["pooled"].shape == (2, 32)
     assert t["mask"][0].sum() > t["mask"][1].sum() == 3  # <start> x <end>
+    # token positions -> words (the review page's highlights): one per real token position, ends excluded
+    long = " ".join(["vengeance"] * 40)  # more tokens than text_max_tokens 20, fewer than the context 77
+    for text, row in (("HEAT AND DUST julie christie", 0), ("x", 1), (long, None)):
+        positions = txt.token_words(text)
+        mask = t["mask"][row] if row is not None else txt.encode([long])["mask"][0]
+        assert len(positions) == int(mask.sum()) and positions[0] is None
+        assert (positions[-1] is None) == (row is not None)  # a text cut at 20 positions has no end token there
+    assert txt.token_words("x") == [None, 0, None]
 
 
 def test_clip_refuses_random_weights_outside_tests(monkeypatch):

@@ -93,8 +93,9 @@ class TextEncoder:
         from (None: a start, end or padding token); None when the encoder cannot say.
 
         Both tokenizers here (WordPiece, CLIP's BPE) split on whitespace before anything else, so a text's tokens
-        are its words' tokens in order, between a start and an end token; a text cut at ``max_tokens`` keeps
-        its end token last, as both tokenizers do."""
+        are its words' tokens in order, between a start and an end token. A text too long is cut where the
+        tokenizer cuts it (``context``: CLIP's 77, where it puts its end token; else ``max_tokens``, where
+        WordPiece puts its own), and ``encode`` keeps the first ``max_tokens`` positions."""
         positions: list[int | None] = [None]
         for i, word in enumerate(text.split()):
             n = self.word_tokens(word)
@@ -102,9 +103,10 @@ class TextEncoder:
                 return None
             positions += [i] * n
         positions.append(None)
-        if len(positions) > self.max_tokens:
-            positions = positions[: self.max_tokens - 1] + [None]
-        return positions
+        cut = getattr(self, "context", self.max_tokens)
+        if len(positions) > cut:
+            positions = positions[: cut - 1] + [None]
+        return positions[: self.max_tokens]
 
 
 def autocast(device: torch.device):
