@@ -133,7 +133,9 @@ def test_fusion_param_reruns_only_train_and_evaluate(repo):
 def test_plots_render(repo):
     out = run(["dvc", "plots", "show", "-o", "dvc_plots"], repo)
     html = (repo / "dvc_plots" / "index.html").read_text()
-    titles = ("Asymmetric loss per epoch", "Validation macro F1", "Test F1 per genre", "Precision-recall per genre")
+    titles = ("Asymmetric loss per epoch", "Validation macro F1", "Test F1 per genre", "Precision-recall per genre",
+              "Expected calibration error per genre", "Reliability on test (scores as trained)",
+              "Reliability on test (probabilities calibrated")
     for title in titles:
         assert title in html, (title, out.stdout)
 
