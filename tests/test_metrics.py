@@ -204,12 +204,13 @@ def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
     metrics, _, _ = evaluate_scores(y, s, genres, paper)
     assert {k: v for k, v in metrics.items() if k != "per_genre"} == {
         k: v for k, v in m.all_metrics(y, s, 0.5, genres).items() if k != "per_genre"}
-    fig = rule_figures(y, s, paper, product)
+    fig = rule_figures(y, s, paper, product, s)
     assert fig["genres_per_poster_true"] == 2.0
     assert fig["genres_per_poster"] == pytest.approx((s > 0.5).sum(1).mean(), abs=1e-6)
     assert fig["product_rule"]["name"] == "per_genre_max2" and fig["product_rule"]["genres_per_poster"] <= 2
     assert set(fig["product_rule"]) == {"name", "max_genres", "f1_macro", "f1_micro", "f1_samples",
                                         "hamming_loss", "genres_per_poster"}
-    table = predictions_table([f"k{i}" for i in range(60)], [f"tt{i}" for i in range(60)], y, s, genres, paper, product)
+    keys, ids = [f"k{i}" for i in range(60)], [f"tt{i}" for i in range(60)]
+    table = predictions_table(keys, ids, y, s, genres, paper, product, s)
     assert all(len(p.split("|")) <= 2 for p in table["predicted_product"] if p)
     assert table["predicted"].to_list() == ["|".join(g for g, v in zip(genres, row) if v > 0.5) for row in s]

@@ -36,19 +36,16 @@ def pr_curves(y_true: np.ndarray, y_score: np.ndarray, genres: list[str], points
     return pl.DataFrame(columns)
 
 
-def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule,
-                      product: DecisionRule | None = None, product_score=None) -> pl.DataFrame:
-    """Scores, true genres and the genres ``rule`` predicts (and, as ``predicted_product``, ``product``'s, on
-    ``product_score`` when given: the calibrated probabilities, kept as ``prob_<genre>``)."""
+def predictions_table(keys, imdb_ids, y_true, y_score, genres, rule: DecisionRule, product: DecisionRule,
+                      product_score) -> pl.DataFrame:
+    """Scores, true genres and the genres ``rule`` predicts; ``prob_<genre>``, the probabilities ``product`` reads
+    (the checkpoint's calibration of the scores, or the scores), and ``predicted_product``, its genres."""
     columns = [pl.Series("key", list(keys), pl.String), pl.Series("imdb_id", list(imdb_ids), pl.String)]
     columns += [pl.Series(f"score_{g}", y_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
     columns.append(pl.Series("true", _joined(genres, y_true), pl.String))
     columns.append(pl.Series("predicted", _joined(genres, rule.apply(y_score)), pl.String))
-    if product_score is not None and product_score is not y_score:
-        columns += [pl.Series(f"prob_{g}", product_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
-    if product is not None:
-        chosen = product.apply(y_score if product_score is None else product_score)
-        columns.append(pl.Series("predicted_product", _joined(genres, chosen), pl.String))
+    columns += [pl.Series(f"prob_{g}", product_score[:, j].astype(np.float32)) for j, g in enumerate(genres)]
+    columns.append(pl.Series("predicted_product", _joined(genres, product.apply(product_score)), pl.String))
     return pl.DataFrame(columns)
 
 
@@ -62,13 +59,13 @@ def evaluate_scores(y_true, y_score, genres, rule: DecisionRule) -> tuple[dict, 
     return metrics, per_genre_table(metrics), pr_curves(np.asarray(y_true), np.asarray(y_score), genres)
 
 
-def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule, product_score=None) -> dict:
-    """Genres per poster, true and predicted by the paper's rule, and the product rule's figures (on
-    ``product_score``, the calibrated probabilities it was chosen on, when given)."""
+def rule_figures(y_true, y_score, paper: DecisionRule, product: DecisionRule, product_score) -> dict:
+    """Genres per poster, true and predicted by the paper's rule (on ``y_score``), and the product rule's figures
+    (on ``product_score``, the probabilities it was chosen on: calibrated, or the scores)."""
     return {
         "genres_per_poster_true": round(genres_per_poster(y_true), 6),
         "genres_per_poster": round(genres_per_poster(paper.apply(y_score)), 6),
-        "product_rule": measure(product, y_true, y_score if product_score is None else product_score),
+        "product_rule": measure(product, y_true, product_score),
     }
 
 
@@ -107,11 +104,11 @@ def paper_rule(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray
 
 
 def plot_subsets(y_true, y_score, has_plot: np.ndarray, paper: DecisionRule, product: DecisionRule,
-                 reads: list[str], genres: list[str], product_score=None) -> dict:
+                 reads: list[str], genres: list[str], product_score) -> dict:
     """Macro F1, hit and macro AP (paper's rule) and the product rule's macro F1 on the test posters whose
     film has a plot and on those whose film has none: a catalogue without a synopsis is the second."""
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
-    product_score = y_score if product_score is None else np.asarray(product_score)
+    product_score = np.asarray(product_score)
     out: dict = {"modalities": "+".join(reads)}
     for name, rows in (("with_plot", has_plot), ("without_plot", ~has_plot)):
         if not rows.any():

@@ -152,7 +152,7 @@ def predict(
             keys, [Path(r["path"]).name for r in usable], scores, chosen, genres,
             images=[r["path"] for r in usable], sizes=[r["size"] for r in usable], ocr=records,
             texts=dict(texts.iter_rows()), attention=attention_maps(head, batch), attention_note=attention_note(head),
-            token_words=text_encoder.token_words if text_encoder.token_words("a") is not None else None,
+            token_words=text_encoder.token_words,
             image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash"))
         _review(html, cards, genres, errors, rule)
     return out, errors
