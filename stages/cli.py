@@ -194,6 +194,23 @@ def results_save(
     print(json.dumps(provenance, indent=2))
 
 
+@results_app.command("widths")
+@command
+def results_widths(
+    folders: list[Path] = typer.Argument(..., help="results/ folders of one comparison reported with different "
+                                                   "seeds (each with summary.json), fewest seeds first."),
+) -> None:
+    """How the comparison's intervals change with more seeds: per report and Holm family, the tests, how many are
+    significant, the median interval widths (films + seeds, films only) and each pair's width against the first."""
+    from pipeline.core.errors import PipelineError
+    from pipeline.evaluation.results import interval_widths, interval_widths_markdown, load
+
+    for folder in folders:
+        if not (folder / "summary.json").exists():
+            raise PipelineError(f"{folder}: no summary.json (a comparison saved by results save)")
+    print(interval_widths_markdown(interval_widths([load(f, "summary.json") for f in folders])))
+
+
 features_app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

@@ -80,3 +80,40 @@ def test_docs_hold_the_committed_main_run_and_its_calibration():
         assert figure in readme, f"README lacks '{figure}' (results/main)"
     prov = load(main, "provenance.json")
     assert prov["command"] in docs and prov["revision"][:7] in docs and prov["kind"] == "main"
+
+
+Test = tuple[str, str, float, float, float]
+
+
+def _summary(seeds: int, tests: list[Test], pairs: list[Test]):
+    """A summary as summarise writes it, reduced to what interval_widths reads: (a, b, CI width, film-only width,
+    p Holm) per test."""
+    def test(a, b, width, film, p_holm):
+        return {"a": a, "b": b, "ci_low": -width / 2, "ci_high": width / 2, "p_holm": p_holm,
+                "film_only": {"ci_low": 0.0, "ci_high": film}}
+
+    return {"methods": {"ours": {"seeds": seeds}, "image": {"seeds": seeds}},
+            "tests": [test(*t) for t in tests], "all_pairs": [test(*t) for t in pairs]}
+
+
+def test_interval_widths_match_each_pair_across_seed_counts_whichever_way_round():
+    from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
+    from pipeline.evaluation.results import interval_widths, interval_widths_markdown
+
+    three = _summary(3, [("ours", "image", 0.04, 0.02, 0.01), ("ours", "sum", 0.02, 0.01, 0.5)],
+                     [("ours", "image", 0.04, 0.02, 0.01), ("sum", "image", 0.01, 0.005, 0.2),
+                      ("ours", "sum", 0.02, 0.01, 0.5)])
+    # five seeds: narrower, and two pairs now the other way round (the one ahead on test changed)
+    five = _summary(5, [("ours", "image", 0.03, 0.02, 0.001), ("sum", "ours", 0.01, 0.01, 0.04)],
+                    [("image", "ours", 0.02, 0.02, 0.001), ("sum", "image", 0.01, 0.005, 0.01),
+                     ("ours", "sum", 0.01, 0.01, 0.6)])
+    rows = interval_widths([three, five])
+    by = {(r["seeds"], r["family"]): r for r in rows}
+    assert [(r["seeds"], r["family"]) for r in rows] == [(3, QUESTIONS), (3, ALL_PAIRS), (5, QUESTIONS), (5, ALL_PAIRS)]
+    assert by[(3, QUESTIONS)] == {"seeds": 3, "family": QUESTIONS, "tests": 2, "significant": 1,
+                                  "two_level_width": 3.0, "film_only_width": 1.5, "width_vs_first": None}
+    assert by[(5, QUESTIONS)]["significant"] == 2 and by[(5, QUESTIONS)]["width_vs_first"] == 0.625  # (0.75+0.5)/2
+    assert by[(5, ALL_PAIRS)]["width_vs_first"] == 0.5 and by[(5, ALL_PAIRS)]["two_level_width"] == 1.0
+    table = interval_widths_markdown(rows)
+    assert f"| 5 | {ALL_PAIRS} | 3 | 2 | 1.00 | 1.00 | 0.500 |" in table
+    assert f"| 3 | {QUESTIONS} | 2 | 1 | 3.00 | 1.50 | - |" in table

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from pipeline.core.errors import PipelineError
@@ -112,3 +113,52 @@ def calibration_markdown(evaluate: dict[str, Any], per_genre: list[dict[str, Any
 def load(folder: str | Path, name: str) -> dict[str, Any]:
     """One JSON file of a results folder."""
     return json.loads((Path(folder) / name).read_text())
+
+
+def _width(test: dict[str, Any]) -> float:
+    return test["ci_high"] - test["ci_low"]
+
+
+def interval_widths(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How the intervals of one comparison change with its number of seeds: per report (``summarise``'s
+    summary, fewest seeds first) and Holm family, the tests, how many are significant, the median width of
+    the two-level interval (films and seeds resampled) and of the film-only one, in points, and, from the
+    second report on, the median ratio of each test's two-level width to the same pair's width in the first
+    report (pairs matched whichever way round each report orders them)."""
+    from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
+
+    def family_tests(summary: dict[str, Any]) -> dict[str, dict[frozenset, dict[str, Any]]]:
+        return {name: {frozenset((t["a"], t["b"])): t for t in summary.get(key) or []}
+                for name, key in ((QUESTIONS, "tests"), (ALL_PAIRS, "all_pairs"))}
+
+    first = family_tests(summaries[0]) if summaries else {}
+    rows = []
+    for i, summary in enumerate(summaries):
+        seeds = max(s["seeds"] for s in summary["methods"].values())
+        for name, tests in family_tests(summary).items():
+            if not tests:
+                continue
+            two = np.median([_width(t) for t in tests.values()])
+            film = np.median([_width(t["film_only"]) for t in tests.values()])
+            matched = [_width(t) / _width(first[name][pair]) for pair, t in tests.items()
+                       if i > 0 and pair in first.get(name, {}) and _width(first[name][pair]) > 0]
+            rows.append({"seeds": seeds, "family": name, "tests": len(tests),
+                         "significant": sum(t["p_holm"] < 0.05 for t in tests.values()),
+                         "two_level_width": round(100 * float(two), 2), "film_only_width": round(100 * float(film), 2),
+                         "width_vs_first": round(float(np.median(matched)), 3) if matched else None})
+    return rows
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def interval_widths_markdown(rows: list[dict[str, Any]]) -> str:
+    """The table of :func:`interval_widths`."""
+    lines = ["| seeds | family | tests | significant (Holm) | median 95% CI width, films + seeds | "
+             "median width, films only | width / same pair's with the fewest seeds (median) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['seeds']} | {r['family']} | {r['tests']} | {r['significant']} | {r['two_level_width']:.2f} "
+              f"| {r['film_only_width']:.2f} | {_ratio(r['width_vs_first'])} |"
+              for r in rows]
+    return "\n".join(lines)
