@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -78,6 +80,12 @@ def test_summary_and_markdown_shape():
                     "against each ablation and baseline", "validation"):
         assert heading in text
     assert "±" in text
+    # every table row has its header's cells: concat's label "image || text" must not split a cell
+    for block in text.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
+        assert len(set(cells)) <= 1, f"a row's cells differ from its header's:\n{block}"
+    assert "concat (image \\|\\| text)" in text
 
 
 def test_methods_cover_the_tables_and_override_fusion():

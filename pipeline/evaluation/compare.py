@@ -429,7 +429,7 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
 def compare_two_markdown(result: dict) -> str:
     """The two-comparison report: per method A vs B, and the reference gain within each and its change."""
     a, b = result["labels"]
-    label = method_label
+    label = lambda m: md_cell(method_label(m))  # noqa: E731
     ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
     sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
     by = {(t["kind"], t["method"]): t for t in result["tests"]}
@@ -543,7 +543,7 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
     for m in films["methods"]:
         cells = [_cell(subsets[s]["figures"][m][k]["mean"], subsets[s]["figures"][m][k]["std"], k)
                  for s in subsets for k, _ in FILMS_METRICS]
-        lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(labels.get(m, m))} | " + " | ".join(cells) + " |")
     n = len(films["tests"]) + len(films["genre_tests"])
     if films["tests"]:
         lines += ["", "### The questions of Table V: paired bootstrap over test films and seeds", "",
@@ -552,7 +552,7 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
                   "| question | films | a | b | Δ F_m [95% CI] | films only | p | p (Holm) |",
                   "|---|---|---|---|---|---|---|---|"]
         for t in films["tests"]:
-            a, b = labels.get(t["a"], t["a"]), labels.get(t["b"], t["b"])
+            a, b = md_cell(labels.get(t["a"], t["a"])), md_cell(labels.get(t["b"], t["b"]))
             lines.append(f"| {t['question']} | {t['subset']} | {a} | {b} | {100 * t['diff']:+.2f} {interval(t)} "
                          f"| {film_only_interval(t)} | {t['p_value']:.4f} "
                          f"| {t['p_holm']:.4f}{' *' if t['p_holm'] < 0.05 else ''} |")
@@ -639,11 +639,16 @@ def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int 
     return pl.DataFrame(columns)
 
 
+def md_cell(value: Any) -> str:
+    """A markdown table cell: a '|' in it (the label "concat (image || text)") would split the cell."""
+    return str(value).replace("|", "\\|")
+
+
 def markdown(summary: dict) -> str:
     def md(df: pl.DataFrame) -> str:
         cols = list(df.columns)
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.iter_rows()]
+        lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in df.iter_rows()]
         return "\n".join(lines)
 
     n_seeds = max((s["seeds"] for s in summary["methods"].values()), default=0)
