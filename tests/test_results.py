@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,44 @@ def test_interval_widths_match_each_pair_across_seed_counts_whichever_way_round(
     table = interval_widths_markdown(rows)
     assert f"| 5 | {ALL_PAIRS} | 3 | 2 | 1.00 | 1.00 | 0.500 |" in table
     assert f"| 3 | {QUESTIONS} | 2 | 1 | 3.00 | 1.50 | - |" in table
+
+
+#: An interval as the reading quotes it: a difference in points and its 95% interval.
+INTERVAL = re.compile(r"([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]")
+
+
+def _section(text: str, heading: str) -> str:
+    """From ``heading`` (a line of its own) to the next heading of the same or a higher level."""
+    level = heading.split(" ")[0]
+    start = text.index(f"\n{heading}\n")
+    rest = text[start + len(heading) + 2:]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.M)]
+    return rest[:ends[0]] if ends else rest
+
+
+def test_the_comparison_section_and_headline_are_the_committed_reports():
+    """The poster-only comparison of docs/results.md and the README's headline about it: every table line is a
+    line of a committed report (results/comparison at 0.5, results/comparison-per-genre) or the interval-width
+    table of results/comparison-3seeds against results/comparison, and every interval the reading quotes
+    ("+0.52 [-0.57, +1.61]") is a test of those reports, so no figure there can drift from git."""
+    from pipeline.evaluation.results import interval_widths, interval_widths_markdown
+
+    results = ROOT / "results"
+    reports = "\n".join((results / name / "report.md").read_text() for name in ("comparison", "comparison-per-genre"))
+    widths = interval_widths_markdown(interval_widths([load(results / "comparison-3seeds", "summary.json"),
+                                                       load(results / "comparison", "summary.json")]))
+    section = _section((ROOT / "docs" / "results.md").read_text(), "## The comparison")
+    assert widths in section, f"docs/results.md lacks the interval-width table:\n{widths}"
+    for line in section.splitlines():
+        if line.startswith("|"):
+            assert line in reports or line in widths, f"docs/results.md: a table line no committed report has:\n{line}"
+    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
+    poster_only = [b for b in headline.split("\n* ") if "results/comparison`" in b]
+    assert poster_only, "README's headline lacks the poster-only comparison (results/comparison)"
+    quoted = INTERVAL.findall(section) + INTERVAL.findall(poster_only[0])
+    assert len(quoted) >= 5, "the reading quotes too few intervals to be checked"
+    for diff, low, high in quoted:
+        assert f"| {diff} | [{low}, {high}] |" in reports, f"no committed test has {diff} [{low}, {high}]"
+    for name in ("comparison", "comparison-per-genre", "comparison-3seeds"):
+        prov = load(results / name, "provenance.json")
+        assert prov["command"] in section and prov["revision"][:7] in section, f"docs lack results/{name}'s command"
