@@ -182,14 +182,16 @@ def results_save(
     report_revision: str | None = typer.Option(
         None, help="The revision of the code that re-made the report from the saved runs, when not the workspace's."),
     note: str | None = typer.Option(None, help="A line of context kept with the provenance."),
-    kind: str = typer.Option("comparison", help="comparison (compare/ reports) or main (the main run's metrics)."),
+    kind: str = typer.Option("comparison", help="comparison (compare/ reports), main (the main run's metrics) "
+                                                "or compare-two (compare/compare_two.md and .json, its --out)."),
 ) -> None:
-    """Copy the comparison's report and summary, the main run's metrics and the films reports into results/NAME,
-    with provenance.json (command, git revision, params that differ from the committed params.yaml)."""
-    from pipeline.evaluation.results import save_results
+    """Copy the comparison's report and summary, the main run's metrics or compare-two's report (and the films
+    reports) into results/NAME, with provenance.json (command, git revision, params that differ from the
+    committed params.yaml)."""
+    from pipeline.evaluation.results import FILES, save_results
 
-    if kind not in ("comparison", "main"):
-        raise typer.BadParameter(f"--kind must be comparison or main (got {kind!r})")
+    if kind not in FILES:
+        raise typer.BadParameter(f"--kind must be one of {', '.join(FILES)} (got {kind!r})")
     provenance = save_results(workspace, out / name, command_line, report_revision, note, kind)
     print(json.dumps(provenance, indent=2))
 

@@ -159,3 +159,21 @@ def test_the_comparison_section_and_headline_are_the_committed_reports():
     for name in ("comparison", "comparison-per-genre", "comparison-3seeds"):
         prov = load(results / name, "provenance.json")
         assert prov["command"] in section and prov["revision"][:7] in section, f"docs lack results/{name}'s command"
+
+
+def test_save_keeps_a_compare_two_report_with_its_provenance(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "compare").mkdir(parents=True)
+    (ws / "params.yaml").write_text(yaml.safe_dump({"ocr": {"engine": "rapidocr"}}))
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=ws, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=ws, check=True)
+    (ws / "compare" / "report.md").write_text("# the comparison's report, not compare-two's\n")
+    with pytest.raises(Exception, match="no report to save"):
+        save_results(ws, tmp_path / "results" / "engines", "poster-genres compare-two a b", kind="compare-two")
+    (ws / "compare" / "compare_two.md").write_text("# rapidocr against easyocr\n")
+    (ws / "compare" / "compare_two.json").write_text('{"tests": []}')
+    prov = save_results(ws, tmp_path / "results" / "engines", "poster-genres compare-two a b", kind="compare-two")
+    assert prov["kind"] == "compare-two" and prov["files"] == ["compare_two.json", "compare_two.md"]
+    assert sorted(p.name for p in (tmp_path / "results" / "engines").iterdir()) == [
+        "compare_two.json", "compare_two.md", "provenance.json"]

@@ -6,7 +6,10 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
 * for a comparison (``--kind comparison``): ``compare/report.md``, ``summary.json`` and ``metrics.json``;
 * for a main-pipeline run (``--kind main``): ``dvclive/evaluate/metrics.json``, ``dvclive/train/metrics.json``
   and the per-genre calibration errors (``dvclive/evaluate/plots/custom/calibration.json``);
-* with either, the films and plot reports (``data/films_report.json``, ``features/plot_report.json``) when present,
+* for two comparisons side by side (``--kind compare-two``): ``compare/compare_two.md`` and ``.json``, what
+  ``poster-genres compare-two ... --out compare/compare_two.md`` writes (run it in the workspace that saves);
+* with the first two, the films and plot reports (``data/films_report.json``, ``features/plot_report.json``)
+  when present,
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
 HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
@@ -35,6 +38,7 @@ FILES = {
     "main": {"dvclive/evaluate/metrics.json": "evaluate_metrics.json",
              "dvclive/train/metrics.json": "train_metrics.json",
              "dvclive/evaluate/plots/custom/calibration.json": "calibration.json", **INPUTS},
+    "compare-two": {"compare/compare_two.md": "compare_two.md", "compare/compare_two.json": "compare_two.json"},
 }
 
 
