@@ -177,3 +177,19 @@ def test_save_keeps_a_compare_two_report_with_its_provenance(tmp_path):
     assert prov["kind"] == "compare-two" and prov["files"] == ["compare_two.json", "compare_two.md"]
     assert sorted(p.name for p in (tmp_path / "results" / "engines").iterdir()) == [
         "compare_two.json", "compare_two.md", "provenance.json"]
+
+
+def test_docs_hold_the_comparison_runs_ingest_and_ocr_reports():
+    """The whole-set OCR quality (docs/ocr.md) and the posters kept (docs/results.md) are the comparison run's
+    committed stage reports."""
+    folder = ROOT / "results" / "comparison"
+    ocr, ingest = load(folder, "ocr_report.json"), load(folder, "ingest_report.json")
+    q, t = ocr["quality"], ocr["quality"]["title_recall"]
+    sentence = (f"a title word found as a word of the text as read on {100 * t['word_any']:.2f}% of the "
+                f"{t['posters_with_title_words']:,} posters with one, every title word on {100 * t['word_all']:.2f}% "
+                f"(as substrings: {100 * t['substring_any']:.2f}% / {100 * t['substring_all']:.2f}%), "
+                f"{100 * q['no_text']:.2f}% without text, {q['characters_per_poster']:.1f} characters per poster")
+    assert sentence in " ".join((ROOT / "docs" / "ocr.md").read_text().split()), f"docs/ocr.md lacks:\n{sentence}"
+    kept = (f"{ingest['rows_read']:,} rows -> {ingest['posters_kept']:,} posters kept "
+            f"({ingest['skipped']['no_target_genre']} films have")
+    assert kept in " ".join((ROOT / "docs" / "results.md").read_text().split()), f"docs/results.md lacks: {kept}"

@@ -8,8 +8,8 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
   and the per-genre calibration errors (``dvclive/evaluate/plots/custom/calibration.json``);
 * for two comparisons side by side (``--kind compare-two``): ``compare/compare_two.md`` and ``.json``, what
   ``poster-genres compare-two ... --out compare/compare_two.md`` writes (run it in the workspace that saves);
-* with the first two, the films and plot reports (``data/films_report.json``, ``features/plot_report.json``)
-  when present,
+* with the first two, the reports of the stages that made its inputs when present: ingest (posters kept and
+  skipped), OCR (title recall over the whole set), films and plot,
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
 HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
@@ -31,7 +31,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_json
 
 #: What ``save`` copies, by what the experiment is: the file in the workspace -> its name in ``results/<name>/``.
-INPUTS = {"data/films_report.json": "films_report.json", "features/plot_report.json": "plot_report.json"}
+INPUTS = {"data/ingest_report.json": "ingest_report.json", "features/ocr_report.json": "ocr_report.json",
+          "data/films_report.json": "films_report.json", "features/plot_report.json": "plot_report.json"}
 FILES = {
     "comparison": {"compare/report.md": "report.md", "compare/summary.json": "summary.json",
                    "compare/metrics.json": "compare_metrics.json", **INPUTS},
