@@ -29,6 +29,7 @@ import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_json
+from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
 
 #: What ``save`` copies, by what the experiment is: the file in the workspace -> its name in ``results/<name>/``.
 INPUTS = {"data/ingest_report.json": "ingest_report.json", "features/ocr_report.json": "ocr_report.json",
@@ -130,17 +131,16 @@ def interval_widths(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the two-level interval (films and seeds resampled) and of the film-only one, in points, and, from the
     second report on, the median ratio of each test's two-level width to the same pair's width in the first
     report (pairs matched whichever way round each report orders them)."""
-    from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
-
     def family_tests(summary: dict[str, Any]) -> dict[str, dict[frozenset, dict[str, Any]]]:
         return {name: {frozenset((t["a"], t["b"])): t for t in summary.get(key) or []}
                 for name, key in ((QUESTIONS, "tests"), (ALL_PAIRS, "all_pairs"))}
 
-    first = family_tests(summaries[0]) if summaries else {}
+    families = [family_tests(summary) for summary in summaries]
+    first = families[0] if families else {}
     rows = []
-    for i, summary in enumerate(summaries):
+    for i, (summary, by_family) in enumerate(zip(summaries, families)):
         seeds = max(s["seeds"] for s in summary["methods"].values())
-        for name, tests in family_tests(summary).items():
+        for name, tests in by_family.items():
             if not tests:
                 continue
             two = np.median([_width(t) for t in tests.values()])
