@@ -41,24 +41,39 @@ def test_save_refuses_a_workspace_without_reports(tmp_path):
         save_results(tmp_path, tmp_path / "out", "x")
 
 
-def test_readme_holds_the_committed_films_results():
-    """Every number of the README's films tables is the committed report's (results/films)."""
+def test_the_films_section_and_headline_are_the_committed_report():
+    """Table V in docs/results.md and the README's films headline (results/films, five seeds): every table line of
+    the section is a line of the committed report, Table V and its tests are there whole, and every interval
+    the reading quotes ("+5.24 [+3.56, +6.88]") is a test of that report; the main pipeline with films is
+    results/films-main's run."""
     from pipeline.evaluation.compare import films_markdown
 
     folder = ROOT / "results" / "films"
-    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
-    summary = load(folder, "summary.json")
+    report, summary = (folder / "report.md").read_text(), load(folder, "summary.json")
+    section = _section((ROOT / "docs" / "results.md").read_text(), "## Films: what the poster, the plot and the "
+                       "metadata each add")
     labels = {m: s["label"] for m, s in summary["methods"].items()}
-    table = "\n".join(films_markdown(summary["films"], labels)).strip()
-    for block in table.split("\n\n"):
+    for block in "\n".join(films_markdown(summary["films"], labels)).strip().split("\n\n"):
         if block.startswith("|"):
-            assert block in readme, f"README lacks this table of results/films/summary.json:\n{block}"
-    prov = load(folder, "provenance.json")
-    assert prov["command"] in readme and prov["revision"][:7] in readme
+            assert block in section, f"docs/results.md lacks this table of results/films/summary.json:\n{block}"
     main = ROOT / "results" / "films-main"
-    table = run_markdown(load(main, "evaluate_metrics.json"), load(main, "train_metrics.json"),
-                         "the paper's head + plot + metadata")
-    assert table in readme, f"README lacks the table of results/films-main:\n{table}"
+    main_table = run_markdown(load(main, "evaluate_metrics.json"), load(main, "train_metrics.json"),
+                              "the paper's head + plot + metadata")
+    assert main_table in section, f"docs/results.md lacks the table of results/films-main:\n{main_table}"
+    for line in section.splitlines():
+        if line.startswith("|"):
+            assert line in report or line in main_table, f"docs/results.md: a table line results/films lacks:\n{line}"
+    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
+    films = [b for b in headline.split("\n* ") if "results/films`" in b]
+    assert films, "README's headline lacks the films comparison (results/films)"
+    quoted = INTERVAL.findall(section) + INTERVAL.findall(films[0])
+    assert len(quoted) >= 5, "the reading quotes too few intervals to be checked"
+    names = (ROOT / "results" / "films-names" / "compare_two.md").read_text()  # metadata names: its own run
+    for diff, low, high in quoted:
+        assert f"{diff} [{low}, {high}] |" in report + names, f"results/films has no test {diff} [{low}, {high}]"
+    prov = load(folder, "provenance.json")
+    assert prov["command"] in section and prov["revision"][:7] in section, "docs lack results/films' command"
+    assert sorted(prov["params_changed"]["compare.methods"]) == sorted(summary["methods"]), "provenance: other methods"
 
 
 def test_docs_hold_the_committed_main_run_and_its_calibration():
