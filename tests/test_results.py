@@ -208,3 +208,28 @@ def test_docs_hold_the_comparison_runs_ingest_and_ocr_reports():
     kept = (f"{ingest['rows_read']:,} rows -> {ingest['posters_kept']:,} posters kept "
             f"({ingest['skipped']['no_target_genre']} films have")
     assert kept in " ".join((ROOT / "docs" / "results.md").read_text().split()), f"docs/results.md lacks: {kept}"
+
+
+def test_the_ocr_engines_section_is_the_committed_compare_two():
+    """docs/results.md's RapidOCR-against-EasyOCR section: every table line is a line of the committed
+    compare-two reports (results/ocr-engines at 0.5, results/ocr-engines-per-genre), every interval its
+    reading quotes is one of their tests, and their commands are shown."""
+    results = ROOT / "results"
+    reports = "\n".join((results / n / "compare_two.md").read_text() for n in ("ocr-engines", "ocr-engines-per-genre"))
+    section = _section((ROOT / "docs" / "results.md").read_text(),
+                       "## RapidOCR's text against EasyOCR's: does better text change the science?")
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    assert len(lines) >= 20, "the section shows too few of the compare-two tables"
+    for line in lines:
+        assert line in reports, f"docs/results.md: a table line no committed compare-two report has:\n{line}"
+    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
+    engines = [b for b in headline.split("\n* ") if "results/ocr-engines`" in b]
+    assert engines, "README's headline lacks the OCR engines' comparison (results/ocr-engines)"
+    quoted = INTERVAL.findall(section) + INTERVAL.findall(engines[0])
+    assert len(quoted) >= 4, "the reading quotes too few intervals to be checked"
+    for diff, low, high in quoted:
+        assert f"{diff} [{low}, {high}]" in reports, f"no committed compare-two test has {diff} [{low}, {high}]"
+    for name in ("ocr-engines", "ocr-engines-per-genre"):
+        prov = load(results / name, "provenance.json")
+        assert prov["kind"] == "compare-two" and prov["params_changed"]["ocr.engine"] == "easyocr"
+        assert prov["command"] in section and prov["revision"][:7] in section, f"docs lack results/{name}'s command"
