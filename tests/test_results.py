@@ -68,6 +68,12 @@ def test_the_films_section_and_headline_are_the_committed_report():
     assert films, "README's headline lacks the films comparison (results/films)"
     quoted = INTERVAL.findall(section) + INTERVAL.findall(films[0])
     assert len(quoted) >= 5, "the reading quotes too few intervals to be checked"
+    methods = summary["methods"]  # the reading's untested figures: the product rule on test, validation F1
+    for m in ("moviescope", "visio-textual"):
+        product = f"{100 * methods[m]['decision_rules']['product']['f1_macro']:.2f}"
+        assert product in films[0] and product in section, f"README/docs lack {m}'s product-rule F_m {product}"
+        assert f"({100 * methods[m]['val_f1_macro']:.2f})" in section, f"docs lack {m}'s validation F_m"
+    assert abs(methods["moviescope"]["val_f1_macro"] - methods["visio-textual"]["val_f1_macro"]) < 0.005  # "half"
     names = (ROOT / "results" / "films-names" / "compare_two.md").read_text()  # metadata names: its own run
     for diff, low, high in quoted:
         assert f"{diff} [{low}, {high}] |" in report + names, f"results/films has no test {diff} [{low}, {high}]"
