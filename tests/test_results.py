@@ -60,23 +60,14 @@ def test_the_films_section_and_headline_are_the_committed_report():
     main_table = run_markdown(load(main, "evaluate_metrics.json"), load(main, "train_metrics.json"),
                               "the paper's head + plot + metadata")
     assert main_table in section, f"docs/results.md lacks the table of results/films-main:\n{main_table}"
-    for line in section.splitlines():
-        if line.startswith("|"):
-            assert line in report or line in main_table, f"docs/results.md: a table line results/films lacks:\n{line}"
-    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
-    films = [b for b in headline.split("\n* ") if "results/films`" in b]
-    assert films, "README's headline lacks the films comparison (results/films)"
-    quoted = INTERVAL.findall(section) + INTERVAL.findall(films[0])
-    assert len(quoted) >= 5, "the reading quotes too few intervals to be checked"
+    names = (ROOT / "results" / "films-names" / "compare_two.md").read_text()  # metadata names: its own run
+    films = _held_to(section, report + names, "results/films`", "{diff} [{low}, {high}] |", tables=main_table)
     methods = summary["methods"]  # the reading's untested figures: the product rule on test, validation F1
     for m in ("moviescope", "visio-textual"):
         product = f"{100 * methods[m]['decision_rules']['product']['f1_macro']:.2f}"
-        assert product in films[0] and product in section, f"README/docs lack {m}'s product-rule F_m {product}"
+        assert product in films and product in section, f"README/docs lack {m}'s product-rule F_m {product}"
         assert f"({100 * methods[m]['val_f1_macro']:.2f})" in section, f"docs lack {m}'s validation F_m"
     assert abs(methods["moviescope"]["val_f1_macro"] - methods["visio-textual"]["val_f1_macro"]) < 0.005  # "half"
-    names = (ROOT / "results" / "films-names" / "compare_two.md").read_text()  # metadata names: its own run
-    for diff, low, high in quoted:
-        assert f"{diff} [{low}, {high}] |" in report + names, f"results/films has no test {diff} [{low}, {high}]"
     prov = load(folder, "provenance.json")
     assert prov["command"] in section and prov["revision"][:7] in section, "docs lack results/films' command"
     assert sorted(prov["params_changed"]["compare.methods"]) == sorted(summary["methods"]), "provenance: other methods"
@@ -153,6 +144,24 @@ def _section(text: str, heading: str) -> str:
     ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.M)]
     return rest[:ends[0]] if ends else rest
 
+def _held_to(section: str, reports: str, tag: str, interval: str, tables: str = "", at_least: int = 5) -> str:
+    """Every table line of ``section`` is a line of ``reports`` (or of ``tables``), and every interval quoted
+    there or in the README headline bullet naming ``tag`` is a test of ``reports`` (``interval`` formats it as
+    the reports write it); returns that bullet."""
+    for line in section.splitlines():
+        if line.startswith("|"):
+            assert line in reports or line in tables, f"docs/results.md: a table line no committed report has:\n{line}"
+    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
+    bullets = [b for b in headline.split("\n* ") if tag in b]
+    assert bullets, f"README's headline lacks {tag}"
+    quoted = INTERVAL.findall(section) + INTERVAL.findall(bullets[0])
+    assert len(quoted) >= at_least, "the reading quotes too few intervals to be checked"
+    for diff, low, high in quoted:
+        form = interval.format(diff=diff, low=low, high=high)
+        assert form in reports, f"no committed test has {diff} [{low}, {high}]"
+    return bullets[0]
+
+
 
 def test_the_comparison_section_and_headline_are_the_committed_reports():
     """The poster-only comparison of docs/results.md and the README's headline about it: every table line is a
@@ -167,16 +176,7 @@ def test_the_comparison_section_and_headline_are_the_committed_reports():
                                                        load(results / "comparison", "summary.json")]))
     section = _section((ROOT / "docs" / "results.md").read_text(), "## The comparison")
     assert widths in section, f"docs/results.md lacks the interval-width table:\n{widths}"
-    for line in section.splitlines():
-        if line.startswith("|"):
-            assert line in reports or line in widths, f"docs/results.md: a table line no committed report has:\n{line}"
-    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
-    poster_only = [b for b in headline.split("\n* ") if "results/comparison`" in b]
-    assert poster_only, "README's headline lacks the poster-only comparison (results/comparison)"
-    quoted = INTERVAL.findall(section) + INTERVAL.findall(poster_only[0])
-    assert len(quoted) >= 5, "the reading quotes too few intervals to be checked"
-    for diff, low, high in quoted:
-        assert f"| {diff} | [{low}, {high}] |" in reports, f"no committed test has {diff} [{low}, {high}]"
+    _held_to(section, reports, "results/comparison`", "| {diff} | [{low}, {high}] |", tables=widths)
     for name in ("comparison", "comparison-per-genre", "comparison-3seeds"):
         prov = load(results / name, "provenance.json")
         assert prov["command"] in section and prov["revision"][:7] in section, f"docs lack results/{name}'s command"
@@ -226,15 +226,7 @@ def test_the_ocr_engines_section_is_the_committed_compare_two():
                        "## RapidOCR's text against EasyOCR's: does better text change the science?")
     lines = [line for line in section.splitlines() if line.startswith("|")]
     assert len(lines) >= 20, "the section shows too few of the compare-two tables"
-    for line in lines:
-        assert line in reports, f"docs/results.md: a table line no committed compare-two report has:\n{line}"
-    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
-    engines = [b for b in headline.split("\n* ") if "results/ocr-engines`" in b]
-    assert engines, "README's headline lacks the OCR engines' comparison (results/ocr-engines)"
-    quoted = INTERVAL.findall(section) + INTERVAL.findall(engines[0])
-    assert len(quoted) >= 4, "the reading quotes too few intervals to be checked"
-    for diff, low, high in quoted:
-        assert f"{diff} [{low}, {high}]" in reports, f"no committed compare-two test has {diff} [{low}, {high}]"
+    _held_to(section, reports, "results/ocr-engines`", "{diff} [{low}, {high}]", at_least=4)
     for name in ("ocr-engines", "ocr-engines-per-genre"):
         prov = load(results / name, "provenance.json")
         assert prov["kind"] == "compare-two" and prov["params_changed"]["ocr.engine"] == "easyocr"
