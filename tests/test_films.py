@@ -66,7 +66,7 @@ def test_no_films_gives_every_film_without_a_row():
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"imdb_id,plot\ntt0000001,x\n", r"films.csv: missing column\(s\) tagline, runtime_min"),
+    (b"imdb_id,tagline\ntt0000001,x\n", r"films.csv: missing column\(s\) plot \(required: imdb_id, plot;"),
     ((HEADER + '\ntt0000001,"unterminated,src,,,,,,,\n').encode(), r"films.csv: line \d+: malformed CSV"),
     ((HEADER + "\ntt0000001,ok,src,,,,,,,\ntt0000002,caf\xe9,src,,,,,,,\n").encode("latin-1"),
      r"films.csv: line 3: not UTF-8 text"),
@@ -78,6 +78,20 @@ def test_a_films_csv_that_cannot_be_read_is_one_line_naming_file_and_line(tmp_pa
     with pytest.raises(FilmsError, match=message) as err:
         read_films(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_catalogue_csv_of_ids_and_plots_only_is_read_with_the_rest_unknown(tmp_path):
+    path = tmp_path / "films.csv"
+    path.write_text('plot,imdb_id,studio\n"A heist, told backwards.",tt0000001,Acme\n,tt0000002,\n', encoding="utf-8")
+    read = read_films(path)
+    films = dict((f["imdb_id"], f) for _, f in read.films)
+    assert films["tt0000001"]["plot"] == "A heist, told backwards."
+    assert films["tt0000002"]["plot"] is None  # an empty plot is a missing plot
+    assert all(films["tt0000001"][c] is None for c in ("tagline", "runtime_min", "release_year", "language",
+                                                       "director", "cast", "certification"))
+    table, report = films_table(posters_of(["tt0000001", "tt0000002"]), path)
+    assert report["films_with_plot"] == 1 and report["skipped_total"] == 0
+    assert table["film_row"].to_list() == [True, True]
 
 
 def test_missing_films_file_names_the_param(tmp_path):

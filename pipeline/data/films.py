@@ -4,7 +4,9 @@ The films CSV has the shared format (``../shared/films/README.md``)::
 
     imdb_id,plot,plot_source,tagline,runtime_min,release_year,language,director,cast,certification
 
-An empty field is unknown. :func:`read_films` reads it row by row with the standard library's csv
+Only ``imdb_id`` and ``plot`` are required: a real catalogue may have nothing else, and every other
+column, when absent, is unknown for every film (as an empty field is). Columns in any order; columns
+the format does not know are ignored. An empty field is unknown. :func:`read_films` reads it row by row with the standard library's csv
 module (strict quoting), because a bad row must be named by its line: a wrong encoding or a broken
 quote stops with one line naming the file and the line; a missing column names the file and the
 column. A row with a bad field is skipped with its reason in the report, never a crash:
@@ -39,10 +41,10 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 
-#: Columns of the films CSV, in the shared format's order (``plot_source`` may be absent).
+#: Columns of the films CSV, in the shared format's order; all but :data:`REQUIRED` may be absent.
 COLUMNS = ["imdb_id", "plot", "plot_source", "tagline", "runtime_min", "release_year", "language", "director",
            "cast", "certification"]
-REQUIRED = [c for c in COLUMNS if c != "plot_source"]
+REQUIRED = ["imdb_id", "plot"]
 TEXT_FIELDS = ["plot", "tagline", "language", "director", "cast", "certification"]
 
 #: The films table (``data/films.parquet``): one row per film of the posters table.
@@ -124,14 +126,16 @@ def read_films(path: str | Path) -> FilmsRead:
             raise FilmsError(f"{path}: empty file (expected the header {','.join(COLUMNS)})")
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise FilmsError(f"{path}: missing column(s) {', '.join(missing)} (the shared format: {','.join(COLUMNS)})")
+            raise FilmsError(f"{path}: missing column(s) {', '.join(missing)} (required: {', '.join(REQUIRED)}; "
+                             f"optional: {', '.join(c for c in COLUMNS if c not in REQUIRED)})")
         index = {c: header.index(c) for c in COLUMNS if c in header}
         rows: list[tuple[int, dict[str, str]]] = []
         for values in reader:
             if not any(v.strip() for v in values):
                 continue
             values = values + [""] * (len(header) - len(values))
-            rows.append((reader.line_num, {c: values[i] for c, i in index.items()}))
+            # an absent optional column reads as an empty (unknown) field
+            rows.append((reader.line_num, {c: values[index[c]] if c in index else "" for c in COLUMNS}))
     except csv.Error as err:
         raise FilmsError(f"{path}: line {reader.line_num}: malformed CSV ({err})") from None
     out = FilmsRead([], rows_read=len(rows))
