@@ -22,6 +22,7 @@ from stages import (
     evaluate,
     ingest,
     ocr,
+    product,
     report,
     scrape,
     split,
@@ -47,8 +48,13 @@ app.command("embed-plot")(embed_plot.main)
 app.command("split")(split.main)
 app.command("train")(train.main)
 app.command("evaluate")(evaluate.main)
+app.command("product")(product.main)
 app.command("compare")(compare.main)
 app.command("report")(report.main)
+
+
+#: What predict serves by default (the product stage's), and the main pipeline's head where there is none.
+PRODUCT, MAIN_MODEL = Path("models/product.pt"), Path("models/model.pt")
 
 
 class Format(str, Enum):
@@ -61,7 +67,9 @@ class Format(str, Enum):
 @command
 def predict_cmd(
     posters: list[Path] = typer.Argument(..., help="Poster files and/or folders of posters."),
-    model: Path = typer.Option(Path("models/model.pt"), help="Trained checkpoint."),
+    model: Path | None = typer.Option(
+        None, help="The model: models/product.pt by default (the product stage's choice on validation), else "
+                   "models/model.pt (the main pipeline's head) where there is no product; or any checkpoint."),
     params: Path = typer.Option(Path("params.yaml"),
                                 help="Params of the run that trained the model (ocr, encoder, eval)."),
     threshold: float | None = typer.Option(
@@ -86,12 +94,18 @@ def predict_cmd(
 ) -> None:
     """Predict genres (and every genre's probability) for posters; unreadable files are reported and skipped.
 
-    Prints the decision rule used on stderr (`rule: ...`); JSON and CSV carry its name per poster. A model
-    trained with films reads the poster only when neither --plot nor --films is given."""
+    Each poster is decided by its input pattern's calibration and rule (poster_only, or with_plot when its film's
+    synopsis is given), chosen on validation; stderr names each pattern's rule (`poster_only: rule: ...`) and JSON
+    and CSV carry the rule and the pattern per poster. A model trained with films reads the poster only when
+    neither --plot nor --films is given."""
     from pipeline.core.params import load_params
     from pipeline.models.predict import predict
 
     p = load_params(params, ["ocr", "encoder", "eval", "ray"])
+    if model is None:
+        model = PRODUCT if PRODUCT.exists() or not MAIN_MODEL.exists() else MAIN_MODEL
+        if model == MAIN_MODEL:
+            print(f"note: no {PRODUCT} (run dvc repro): using the main pipeline's model {MAIN_MODEL}", file=sys.stderr)
     ray = p["ray"] if ray_address is None else p["ray"].model_copy(update={"address": ray_address})
     notes: list[str] = []
     results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
@@ -109,9 +123,9 @@ def predict_cmd(
         buf = io.StringIO()
         genres = list(results[0].probabilities) if results else []
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["path", "genres", *genres, "rule"])
+        writer.writerow(["path", "genres", *genres, "rule", "pattern"])
         for r in results:
-            writer.writerow([r.path, "|".join(r.genres), *(r.probabilities[g] for g in genres), r.rule])
+            writer.writerow([r.path, "|".join(r.genres), *(r.probabilities[g] for g in genres), r.rule, r.pattern])
         print(buf.getvalue(), end="")
     else:
         from rich.console import Console
@@ -167,6 +181,46 @@ def compare_two_cmd(
     print(text, end="")
 
 
+@app.command("product-report")
+@command
+def product_report_cmd(
+    runs: Path = typer.Argument(..., help="Folder of <variant>/seed<k>/product_predictions.parquet (the product "
+                                          "stage's eval/ file; its dvclive/product/metrics.json beside it as "
+                                          "product_metrics.json); variants: films, poster."),
+    out: Path = typer.Option(Path("compare/product.md"), help="The report (Markdown; .json beside it)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file (data.genres, compare.bootstrap)."),
+    bootstrap_seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
+    table_v: Path | None = typer.Option(None, help="A committed films comparison summary.json (results/films): its "
+                                                   "best product-rule macro F1 is set beside, for reference."),
+    comparison: Path | None = typer.Option(None, help="A committed poster-only comparison summary.json "
+                                                      "(results/comparison), likewise."),
+) -> None:
+    """The product against the paper's head on test over seeds: all films, with and without a plot; two-level
+    paired bootstrap, Holm; the genres tagged on films without a plot."""
+    from pipeline.core.io import write_json, write_text
+    from pipeline.core.params import load_params
+    from pipeline.evaluation.product_report import (
+        best_product_rule,
+        load_product_runs,
+        product_markdown,
+        product_summary,
+    )
+
+    p = load_params(params, ["data", "compare"])
+    found, plans = load_product_runs(runs)
+    summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, bootstrap_seed, plans)
+    references = {}
+    for label, path in (("Table V (films)", table_v), ("poster-only comparison", comparison)):
+        if path is not None:
+            method, value = best_product_rule(json.loads(Path(path).read_text()))
+            references[label] = (method, value, None)
+    summary["references"] = {k: {"method": m, "f1_macro": v} for k, (m, v, _) in references.items()}
+    text = product_markdown(summary, references)
+    write_text(out, text)
+    write_json(out.with_suffix(".json"), summary)
+    print(text, end="")
+
+
 results_app = typer.Typer(help="Keep a run's reports in git (results/), with the command and revision.",
                           no_args_is_help=True)
 app.add_typer(results_app, name="results")
@@ -182,8 +236,9 @@ def results_save(
     report_revision: str | None = typer.Option(
         None, help="The revision of the code that re-made the report from the saved runs, when not the workspace's."),
     note: str | None = typer.Option(None, help="A line of context kept with the provenance."),
-    kind: str = typer.Option("comparison", help="comparison (compare/ reports), main (the main run's metrics) "
-                                                "or compare-two (compare/compare_two.md and .json, its --out)."),
+    kind: str = typer.Option("comparison", help="comparison (compare/ reports), main (the main run's metrics), "
+                                                "compare-two (compare/compare_two.md and .json, its --out) or "
+                                                "product (compare/product.md and .json, product-report's --out)."),
 ) -> None:
     """Copy the comparison's report and summary, the main run's metrics or compare-two's report (and the films
     reports) into results/NAME, with provenance.json (command, git revision, params that differ from the

@@ -9,7 +9,8 @@ import typer
 
 from pipeline.core.io import write_json, write_parquet
 from pipeline.core.params import load_params
-from pipeline.evaluation.calibration import calibrated, calibration_figures
+from pipeline.evaluation.calibration import calibration_figures
+from pipeline.evaluation.decisions import POSTER_ONLY, decisions_line
 from pipeline.evaluation.evaluate import (
     calibration_table,
     evaluate_scores,
@@ -22,9 +23,9 @@ from pipeline.evaluation.evaluate import (
 )
 from pipeline.evaluation.live import log_evaluation, open_live
 from pipeline.evaluation.review import split_cards, write_review
-from pipeline.evaluation.thresholds import checkpoint_rule, rule_line
 from pipeline.models.checkpoint import load_head, modalities
 from pipeline.models.datasets import load_datasets, predict_scores
+from pipeline.models.product import MAIN, product_from_head
 from stages._command import command
 
 
@@ -58,45 +59,51 @@ def main(
     # thresholds see validation posters only, never the test split
     s_val = predict_scores(head, val, device)
     paper = paper_rule(ev.threshold_mode, ev.threshold, val.labels.numpy(), s_val, genres)
-    product, note = checkpoint_rule(ckpt, ev.threshold)
-    if note:
-        print(f"evaluate: {note}")
+    main = product_from_head(ckpt, ev.threshold)
+    if main.note:
+        print(f"evaluate: {main.note}")
     scores = predict_scores(head, test, device)
-    # the probabilities people read: the checkpoint's calibration (eval.calibration at train), which its product
-    # rule was chosen on; the paper's rule reads the head's own scores
-    probs = calibrated(ckpt, scores)
+    # the probabilities people read and the product's genres: each test film's input pattern (poster only, or
+    # with a plot) gets the calibration and rule train fitted for it; the paper's rule reads the head's own scores
+    decided = main.decide(test, {MAIN: scores})
+    probs = decided.probabilities
     y = test.labels.numpy()
     result, table, curves = evaluate_scores(y, scores, genres, paper)
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items() if k != "per_genre"}
-    figures = rule_figures(y, scores, paper, product, probs)
+    figures = rule_figures(y, scores, paper, decided)
     if "has_plot" in test.tensors:  # data.films set: the same figures on test films with and without a plot
-        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, product, modalities(ckpt), genres,
-                                probs)
+        figures |= plot_subsets(y, scores, test.tensors["has_plot"].numpy(), paper, decided, modalities(ckpt), genres)
     y_val = val.labels.numpy()
     calibration = calibration_figures(y_val, s_val, y, scores, genres)
-    applied = ckpt.get("calibration", {}) or {}
-    figures["calibration"] = {"applied": applied.get("method", "none"),
+    applied = sorted({d.calibration_method for d in main.decisions.values()})
+    figures["calibration"] = {"applied": "+".join(applied),
                               "ece_macro": {m: c["ece_macro"] for m, c in calibration.items()}}
     # Per-genre results live in the per_genre plot (a plot and a table), keeping `dvc metrics show` readable.
     with open_live(live) as logger:
         log_evaluation(logger, metrics | figures, rounded(table, 6), curves,
-                       calibration_table(calibration, genres), reliability_points(y, scores, probs, genres, applied))
-    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, product, probs))
+                       calibration_table(calibration, genres),
+                       reliability_points(y, scores, probs, genres))
+    write_parquet(predictions, predictions_table(test.keys, test.imdb_ids, y, scores, genres, paper, decided))
     notes: list[str] = []
-    cards = split_cards(posters, ocr, test, probs, product.apply(probs), genres, head, ckpt, p["ocr"], p["encoder"],
-                        notes)
+    thresholds_of = {p: d.rule.thresholds for p, d in main.decisions.items()}
+    cards = split_cards(posters, ocr, test, probs, decided.chosen, genres, head, ckpt, p["ocr"], p["encoder"], notes,
+                        rules=decided.rules,
+                        thresholds=[thresholds_of.get(p, thresholds_of[POSTER_ONLY]) for p in decided.patterns])
+    calibrations = ", ".join(f"{p} {d.calibration_method}" for p, d in main.decisions.items())
     written = write_review(review, cards, genres, title="Test posters: genres predicted against the truth",
-                           rule=f"{rule_line(product, ckpt)} [{product.name}]", thresholds=product.thresholds,
-                           notes=notes + ([f"probabilities calibrated ({applied['method']}, fitted on validation)"]
-                                          if applied else []))
+                           rule=decisions_line(main.decisions),
+                           thresholds=main.plan_for(POSTER_ONLY).decision.rule.thresholds,
+                           notes=notes + [f"probabilities calibrated per input pattern, fitted on validation: "
+                                          f"{calibrations}"])
     write_json(thresholds, {"mode": ev.threshold_mode, "thresholds": paper.to_dict()["thresholds"]})
     print(f"evaluate: {result['posters']} test posters: macro F1 {result['f1_macro']:.4f}, "
           f"micro F1 {result['f1_micro']:.4f}, hit {result['hit']:.4f}; genres per poster "
           f"{figures['genres_per_poster']:.2f} (paper's rule), {figures['product_rule']['genres_per_poster']:.2f} "
-          f"({product.name}), true {figures['genres_per_poster_true']:.2f}")
+          f"(product rule), true {figures['genres_per_poster_true']:.2f}")
     eces = figures["calibration"]["ece_macro"]
     print(f"evaluate: macro ECE on test {eces['none']:.4f} as trained, {eces['temperature']:.4f} with temperature, "
-          f"{eces['platt']:.4f} with Platt scaling (fitted on validation); applied: {applied.get('method', 'none')}")
+          f"{eces['platt']:.4f} with Platt scaling (fitted on validation); "
+          f"applied: {figures['calibration']['applied']}")
     print(f"evaluate: review page {review / 'index.html'} ({written['cards']} posters, "
           f"{written['without_thumbnail']} without a thumbnail)")
 

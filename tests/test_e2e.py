@@ -59,8 +59,9 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     out = run(["dvc", "repro"], repo)
     ran = ran_stages(out.stdout)
     assert sorted(ran) == sorted(["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train", "evaluate",
-                                  "embed-plot"])
-    assert ran[:2] == ["scrape", "ingest"] and ran[-2:] == ["train", "evaluate"]
+                                  "embed-plot", "product"])
+    assert ran[:2] == ["scrape", "ingest"] and sorted(ran[-3:]) == ["evaluate", "product", "train"]
+    assert ran.index("train") < min(ran.index("evaluate"), ran.index("product"))
     assert "films" in ran_stages(out.stdout, films=True)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
@@ -82,14 +83,16 @@ def test_metrics_present_and_finite(repo):
             range(1, train["epochs_run"] + 1)), rows
     assert train["step"] == train["epochs_run"] and train["val"]["loss"] > 0
     # both decision rules: the paper's (the metrics above) and the product's, chosen by train on validation
-    assert train["decision_rule"]["metric"] == "f1_samples"
-    assert metrics["product_rule"]["name"] == train["decision_rule"]["name"]
+    assert list(train["decision_rule"]) == ["poster_only"]  # a poster-only model: one decision for every film
+    assert train["decision_rule"]["poster_only"]["metric"] == "f1_macro_samples"
+    assert metrics["product_rule"]["rules"] == [f"poster_only:{train['decision_rule']['poster_only']['name']}"]
     for key in ("genres_per_poster", "genres_per_poster_true"):
         assert 0 <= metrics[key] <= 13
     per_genre = json.loads((repo / "dvclive" / "evaluate" / "plots" / "custom" / "per_genre.json").read_text())
     assert len(per_genre) == 13 and {"genre", "f1", "precision", "recall"} <= set(per_genre[0])
-    # calibration measured on test (temperature and Platt fitted on validation), Platt applied by default
-    assert metrics["calibration"]["applied"] == "platt"
+    # calibration measured on test (temperature and Platt fitted on validation); the one applied chosen on validation
+    assert metrics["calibration"]["applied"] == train["decision_rule"]["poster_only"]["calibration"]
+    assert metrics["calibration"]["applied"] in ("none", "temperature", "platt")
     assert set(metrics["calibration"]["ece_macro"]) == {"none", "temperature", "platt"}
     assert all(0 <= v <= 1 for v in metrics["calibration"]["ece_macro"].values())
     for plot in ("calibration", "reliability"):
@@ -113,9 +116,9 @@ def test_second_repro_runs_nothing(repo):
     assert [line.strip() for line in status.splitlines() if line.strip()] == ["films:", "always changed"], status
 
 
-def test_fusion_param_reruns_only_train_and_evaluate(repo):
+def test_fusion_param_reruns_only_train_evaluate_and_product(repo):
     out = run(["dvc", "exp", "run", "-S", "fusion.layers=1"], repo)
-    assert ran_stages(out.stdout) == ["train", "evaluate"], out.stdout
+    assert sorted(ran_stages(out.stdout)) == ["evaluate", "product", "train"], out.stdout
     table = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     text = json.dumps(table)
     assert '"layers": 1' in text and '"layers": 4' in text and "f1_macro" in text
@@ -165,14 +168,15 @@ def test_predict_cli_json_with_a_bad_file(repo, posters_dir, tmp_path):
     for r in result:
         top = max(r["probabilities"].values())
         assert f'data-conf="{round(top, 4):.6f}"' in page  # the page shows probabilities to 4 places
-    # by default, the decision rule the train stage saved in the checkpoint, named on stderr and per row
-    import torch
+    # by default, the product (models/product.pt): its poster-only plan's rule, named on stderr and per row
+    from pipeline.models.product import load_product
 
-    rule = torch.load(repo / "models" / "model.pt", weights_only=True)["decision_rule"]
+    rule = load_product(repo / "models" / "product.pt").plan_for("poster_only").decision.rule
     csv_out = run([sys.executable, "-m", "stages.cli", "predict", str(posters[0]), "-f", "csv"], repo)
     assert csv_out.stdout.splitlines()[0].startswith("path,genres,Action")
-    assert csv_out.stdout.splitlines()[1].endswith("," + rule["name"])
-    assert [line for line in csv_out.stderr.splitlines() if line.startswith("rule: ")]
+    assert csv_out.stdout.splitlines()[0].endswith(",rule,pattern")
+    assert csv_out.stdout.splitlines()[1].endswith(f",{rule.name},poster_only")
+    assert [line for line in csv_out.stderr.splitlines() if line.startswith("poster_only: rule: ")]
     bad = run([sys.executable, "-m", "stages.cli", "predict", str(folder / "broken.jpg")], repo, check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
 
@@ -280,21 +284,22 @@ def test_train_stage_saves_the_rule_chosen_on_the_validation_split(repo):
     choose_rule's on the saved head's validation scores, and differ from what test or train would choose."""
     import torch
 
-    from pipeline.evaluation.calibration import calibrated
+    from pipeline.evaluation.decisions import Decision
     from pipeline.evaluation.thresholds import choose_rule
     from pipeline.models.checkpoint import load_head
     from pipeline.models.datasets import load_datasets, predict_scores
 
     head, ckpt = load_head(repo / "models" / "model.pt")
+    decision = Decision.from_dict(ckpt["decisions"]["poster_only"])
     metric = yaml.safe_load((repo / "params.yaml").read_text())["eval"]["rule_metric"]
     data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
                          ckpt["genres"], repo / "data" / "films.parquet", spec=ckpt.get("metadata_spec")).datasets
     chosen = {}
     for name, d in data.items():
-        scores = calibrated(ckpt, predict_scores(head, d, torch.device("cpu")))  # as train chose it: calibrated
+        scores = decision.probabilities(predict_scores(head, d, torch.device("cpu")))  # as train chose it
         rule, report = choose_rule(d.labels.numpy(), scores, ckpt["genres"], metric=metric)
         chosen[name] = (rule.to_dict(), report["chosen"])
-    assert (ckpt["decision_rule"], ckpt["decision_rule_validation"]["chosen"]) == chosen["val"]
+    assert (decision.rule.to_dict(), decision.validation["chosen"]) == chosen["val"]
     assert chosen["test"] != chosen["val"] and chosen["train"] != chosen["val"]
 
 
@@ -324,7 +329,7 @@ def test_ocr_engine_switch_reruns_ocr_and_downstream_only(repo):
     first = json.loads((repo / "features" / "ocr_report.json").read_text())
     other = "easyocr" if first["engine"] == "rapidocr" else "rapidocr"
     out = run(["dvc", "exp", "run", "-S", f"ocr.engine={other}"], repo)
-    assert sorted(ran_stages(out.stdout)) == sorted(["ocr", "embed-text", "train", "evaluate"]), out.stdout
+    assert sorted(ran_stages(out.stdout)) == sorted(["ocr", "embed-text", "train", "evaluate", "product"]), out.stdout
     report = json.loads((repo / "features" / "ocr_report.json").read_text())
     assert report["engine"] == other and report["posters"] == first["posters"]
     recall = report["quality"]["title_recall"]
@@ -355,7 +360,7 @@ def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_
         writer.writerow(["tt0000001", "A bad runtime.", "test", "", "two hours", "2001", "en", "", "", ""])
     before = (repo / "models" / "model.pt").read_bytes()
     out = run(["dvc", "exp", "run", "-S", f"data.films={films}"], repo)
-    assert sorted(ran_stages(out.stdout)) == ["embed-plot", "evaluate", "train"], out.stdout
+    assert sorted(ran_stages(out.stdout)) == ["embed-plot", "evaluate", "product", "train"], out.stdout
     report = json.loads((repo / "data" / "films_report.json").read_text())
     assert report["skipped"]["bad_runtime"] == 1
     assert 0 < report["films_with_plot"] < report["films"]
@@ -372,8 +377,15 @@ def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_
     scores = {}
     for name, extra in (("plot", ["--plot", "A killer stalks teenagers on Halloween night."]),
                         ("films", ["--films", str(films)]), ("poster", [])):
-        res = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "-f", "json", *extra], repo)
+        res = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "-f", "json", "--model",
+                   "models/model.pt", *extra], repo)
         scores[name] = json.loads(res.stdout)[0]["probabilities"]
+        assert json.loads(res.stdout)[0]["pattern"] == ("poster_only" if name == "poster" else "with_plot") or (
+            name == "films" and poster.stem not in {r[0] for r in rows[:400]})
+    # the product with films: a plan for each pattern, and its metrics on films with and without a plot
+    product = json.loads((repo / "dvclive" / "product" / "metrics.json").read_text())
+    assert set(product["plans"]) == {"poster_only", "with_plot"}
+    assert product["test"]["product"]["all"]["posters"] == metrics["posters"]
     assert scores["plot"] != scores["poster"]
     if poster.stem in {r[0] for r in rows[:400]}:
         assert scores["films"] != scores["poster"]
@@ -399,20 +411,22 @@ def test_calibration_is_fitted_on_validation_and_the_product_rule_reads_calibrat
 
     before = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
     out = run(["dvc", "exp", "run", "-S", "eval.calibration=temperature"], repo)
-    assert ran_stages(out.stdout) == ["train", "evaluate"], out.stdout
+    assert sorted(ran_stages(out.stdout)) == ["evaluate", "product", "train"], out.stdout
     head, ckpt = load_head(repo / "models" / "model.pt")
     data = load_datasets(repo / "features", repo / "data" / "posters.parquet", repo / "data" / "split.parquet",
                          ckpt["genres"], repo / "data" / "films.parquet").datasets
     val = data["val"]
     s_val = predict_scores(head, val, torch.device("cpu"))
-    assert ckpt["calibration"] == fit_calibration("temperature", val.labels.numpy(), s_val, ckpt["genres"])
-    rule, _ = choose_rule(val.labels.numpy(), apply_calibration(ckpt["calibration"], s_val, ckpt["genres"]),
+    saved = ckpt["decisions"]["poster_only"]
+    assert saved["calibration"] == fit_calibration("temperature", val.labels.numpy(), s_val, ckpt["genres"])
+    rule, _ = choose_rule(val.labels.numpy(), apply_calibration(saved["calibration"], s_val, ckpt["genres"]),
                           ckpt["genres"])
-    assert ckpt["decision_rule"] == rule.to_dict()
+    assert saved["rule"] == rule.to_dict()
     after = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
     assert after["calibration"]["applied"] == "temperature"
     assert after["f1_macro"] == before["f1_macro"]  # same training, the paper's rule on the same scores
     assert after["calibration"]["ece_macro"] == before["calibration"]["ece_macro"]
     assert (repo / "dvclive" / "evaluate" / "plots" / "custom" / "reliability_calibrated.json").exists()
-    assert after["product_rule"] != before["product_rule"]  # the rule was re-chosen on other (calibrated) scores
-    assert "probabilities calibrated (temperature" in (repo / "eval" / "review" / "index.html").read_text()
+    if before["calibration"]["applied"] != "temperature":  # the rule was re-chosen on other (calibrated) scores
+        assert after["product_rule"] != before["product_rule"]
+    assert "fitted on validation: poster_only temperature" in (repo / "eval" / "review" / "index.html").read_text()

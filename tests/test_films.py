@@ -222,13 +222,16 @@ def test_predict_joins_films_rows_by_the_file_names_imdb_id_or_a_poster_column(t
 
 
 def test_evaluate_reports_films_with_and_without_a_plot_apart():
+    from pipeline.evaluation.decisions import Decision, decide, pattern_of
     from pipeline.evaluation.evaluate import plot_subsets
     from pipeline.evaluation.thresholds import DecisionRule
 
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
     s = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.2], [0.9, 0.1]])  # right with a plot, wrong without
     rule = DecisionRule.global_threshold(["A", "B"], 0.5)
-    out = plot_subsets(y, s, np.array([True, True, False, False]), rule, rule, ["image", "text", "plot"], ["A", "B"], s)
+    has_plot = np.array([True, True, False, False])
+    decided = decide({"poster_only": Decision("poster_only", None, rule)}, s, pattern_of(has_plot, 4))
+    out = plot_subsets(y, s, has_plot, rule, decided, ["image", "text", "plot"], ["A", "B"])
     assert out["modalities"] == "image+text+plot"
     assert out["with_plot"]["posters"] == 2 and out["with_plot"]["f1_macro"] == 1.0
     assert out["without_plot"]["f1_macro"] == 0.0 and out["without_plot"]["product_f1_macro"] == 0.0

@@ -187,13 +187,24 @@ def test_choose_rule_keeps_the_papers_rule_where_half_is_already_best():
 def test_rule_metric_param_is_validated():
     from pipeline.core.params import EvalParams
 
-    assert EvalParams().rule_metric == "f1_samples"
+    assert EvalParams().rule_metric == "f1_macro_samples"
     assert EvalParams(rule_metric="f1_macro").rule_metric == "f1_macro"
     with pytest.raises(ValueError):
         EvalParams(rule_metric="f1_weighted")
 
 
+def test_the_default_rule_metric_is_the_mean_of_macro_and_samples_f1():
+    from pipeline.evaluation.thresholds import DecisionRule, measure
+
+    y = np.array([[1, 0, 0], [1, 0, 1], [0, 1, 0], [1, 0, 0]])
+    s = np.array([[0.9, 0.1, 0.1], [0.8, 0.2, 0.1], [0.6, 0.4, 0.2], [0.7, 0.1, 0.1]])  # rare genre C never tagged
+    figures = measure(DecisionRule.global_threshold(["A", "B", "C"], 0.5), y, s)
+    assert figures["f1_macro_samples"] == pytest.approx((figures["f1_macro"] + figures["f1_samples"]) / 2, abs=1e-6)
+    assert figures["f1_macro"] < figures["f1_samples"]  # dropping a rare genre costs macro F1, barely samples F1
+
+
 def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
+    from pipeline.evaluation.decisions import Decision, decide
     from pipeline.evaluation.evaluate import evaluate_scores, predictions_table, rule_figures
     from pipeline.evaluation.thresholds import DecisionRule
 
@@ -204,13 +215,16 @@ def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
     metrics, _, _ = evaluate_scores(y, s, genres, paper)
     assert {k: v for k, v in metrics.items() if k != "per_genre"} == {
         k: v for k, v in m.all_metrics(y, s, 0.5, genres).items() if k != "per_genre"}
-    fig = rule_figures(y, s, paper, product, s)
+    decided = decide({"poster_only": Decision("poster_only", None, product)}, s, np.full(60, "poster_only"))
+    fig = rule_figures(y, s, paper, decided)
     assert fig["genres_per_poster_true"] == 2.0
     assert fig["genres_per_poster"] == pytest.approx((s > 0.5).sum(1).mean(), abs=1e-6)
-    assert fig["product_rule"]["name"] == "per_genre_max2" and fig["product_rule"]["genres_per_poster"] <= 2
-    assert set(fig["product_rule"]) == {"name", "max_genres", "f1_macro", "f1_micro", "f1_samples",
+    assert fig["product_rule"]["rules"] == ["poster_only:per_genre_max2"]
+    assert fig["product_rule"]["genres_per_poster"] <= 2
+    assert set(fig["product_rule"]) == {"rules", "f1_macro", "f1_micro", "f1_samples", "f1_macro_samples",
                                         "hamming_loss", "genres_per_poster"}
     keys, ids = [f"k{i}" for i in range(60)], [f"tt{i}" for i in range(60)]
-    table = predictions_table(keys, ids, y, s, genres, paper, product, s)
+    table = predictions_table(keys, ids, y, s, genres, paper, decided)
     assert all(len(p.split("|")) <= 2 for p in table["predicted_product"] if p)
+    assert set(table["product_rule"]) == {"poster_only:per_genre_max2"}
     assert table["predicted"].to_list() == ["|".join(g for g, v in zip(genres, row) if v > 0.5) for row in s]

@@ -9,7 +9,7 @@ from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
 from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
 from pipeline.models.heads import create_head, head_config
-from pipeline.models.train import attach_decision_rule, epoch_batches, train_head
+from pipeline.models.train import attach_decisions, epoch_batches, train_head
 
 GENRES = ["A", "B", "C"]
 
@@ -63,7 +63,7 @@ def test_training_is_deterministic(data, tmp_path):
     ra, rb = train_head(*args), train_head(*args)
     a, ca, b, cb = ra.checkpoint, ra.curve, rb.checkpoint, rb.curve
     assert ca == cb
-    assert attach_decision_rule(a, datasets["val"]) == attach_decision_rule(b, datasets["val"])
+    assert attach_decisions(a, datasets["val"]) == attach_decisions(b, datasets["val"])
     save_checkpoint(a, tmp_path / "a.pt")
     save_checkpoint(b, tmp_path / "b.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
@@ -112,7 +112,7 @@ def trained(data, tmp_path_factory):
     fusion = FusionParams(dim=16, heads=4)
     ckpt = train_head(datasets, dims, GENRES, fusion, TrainParams(epochs=2), LossParams()).checkpoint
     ckpt["features"] = {"image": {"x": 1}, "text": {"y": 1}}  # the identities of the data fixture
-    summary = attach_decision_rule(ckpt, datasets["val"], "f1_samples", 0.5)
+    summary = attach_decisions(ckpt, datasets["val"], "f1_samples", 0.5, "none")["poster_only"]
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_checkpoint(ckpt, path)
     return path, ckpt, summary
@@ -124,12 +124,15 @@ def test_checkpoint_carries_the_decision_rule_chosen_on_validation(data, trained
     datasets, _, _ = data
     path, ckpt, summary = trained
     model, meta = load_head(path)
-    rule = DecisionRule.from_dict(meta["decision_rule"])
+    assert list(meta["decisions"]) == ["poster_only"]  # a poster-only head: one decision, for every film
+    saved = meta["decisions"]["poster_only"]
+    rule = DecisionRule.from_dict(saved["rule"])
     # the rule is the one choose_rule picks from the best checkpoint's validation scores
     val = datasets["val"]
     expected, report = choose_rule(val.labels.numpy(), predict_scores(model, val, "cpu"), GENRES)
     assert rule == expected and rule.genres == GENRES
-    assert meta["decision_rule_validation"] == report
+    assert {k: v for k, v in saved["validation"].items() if k != "calibration"} == report
+    assert saved["calibration"] is None and saved["validation"]["calibration"]["chosen"] == "none"
     assert report["paper"]["name"] == "global@0.5"
     assert summary.name == rule.name and summary.max_genres == rule.max_genres
     assert summary.metric == "f1_samples" and summary.validation_score == report["chosen"]["f1_samples"]
@@ -171,7 +174,8 @@ def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, tra
     # a rule no threshold reproduces: every genre is above 0, one genre a poster, the top-scoring one
     top1 = DecisionRule.per_genre(GENRES, [0.0] * 3, max_genres=1)
     model = tmp_path / "model.pt"
-    save_checkpoint({**ckpt, "decision_rule": top1.to_dict(), "decision_rule_validation": None}, model)
+    save_checkpoint({**ckpt, "decisions": {"poster_only": {"pattern": "poster_only", "calibration": None,
+                                                           "rule": top1.to_dict(), "validation": None}}}, model)
     args = (posters, model, OcrParams(), EncoderParams())
 
     notes: list[str] = []
@@ -179,7 +183,7 @@ def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, tra
     assert errors == [] and len(out) == 4
     for r in out:
         assert r.rule == "per_genre_max1" and r.genres == [max(r.probabilities, key=r.probabilities.get)]
-    assert notes == ["rule: threshold 0 for every genre, at most 1 genre"]
+    assert notes == ["poster_only: rule: threshold 0 for every genre, at most 1 genre [calibration none]"]
 
     notes = []
     paper, _ = predict(*args, threshold=0.5, notes=notes)
@@ -192,24 +196,30 @@ def test_predict_uses_the_checkpoints_rule_unless_a_threshold_is_given(data, tra
     save_checkpoint(ckpt, model)
     notes = []
     chosen, _ = predict(*args, notes=notes)
-    rule = DecisionRule.from_dict(ckpt["decision_rule"])
-    assert all(r.rule == rule.name for r in chosen)
+    rule = DecisionRule.from_dict(ckpt["decisions"]["poster_only"]["rule"])
+    assert all(r.rule == rule.name and r.pattern == "poster_only" for r in chosen)
     scores = np.array([list(r.probabilities.values()) for r in chosen])
     assert [r.genres for r in chosen] == [[g for g, keep in zip(GENRES, row) if keep] for row in rule.apply(scores)]
-    score = ckpt["decision_rule_validation"]["chosen"]["f1_samples"]
-    assert len(notes) == 1 and notes[0].startswith(f"rule: {rule.describe()} (")
-    assert notes[0].endswith(f"f1_samples {score:.2f} on validation)")
+    score = ckpt["decisions"]["poster_only"]["validation"]["chosen"]["f1_samples"]
+    assert len(notes) == 1 and notes[0].startswith(f"poster_only: rule: {rule.describe()}")
+    assert notes[0].endswith(f"[calibration none, f1_samples {score:.2f} on validation]")
 
     # a checkpoint from before decision rules: eval.threshold for every genre, and a note saying so
-    old = {k: v for k, v in ckpt.items() if not k.startswith("decision_rule")}
+    old = {k: v for k, v in ckpt.items() if k != "decisions"}
     save_checkpoint(old, model)
     notes = []
     fallback, _ = predict(*args, fallback_threshold=0.3, notes=notes)
     assert all(r.rule == "global@0.3" and r.genres == [g for g, p in r.probabilities.items() if p > 0.3]
                for r in fallback)
     assert notes[0].startswith("note: the checkpoint has no decision rule")
-    assert notes[1] == ("rule: threshold 0.3 for every genre, no cap (one threshold for every genre, as the paper's "
-                        "rule, at another value)")
+    assert notes[1] == ("poster_only: rule: threshold 0.3 for every genre, no cap (one threshold for every genre, as "
+                        "the paper's rule, at another value) [calibration none]")
+
+    # a checkpoint of one rule (before input patterns): that rule and its calibration for every film
+    single = {**old, "decision_rule": top1.to_dict(), "calibration": None}
+    save_checkpoint(single, model)
+    again, _ = predict(*args)
+    assert [r.genres for r in again] == [r.genres for r in out]
 
 
 def test_dvclive_logs_every_epoch_and_changes_nothing(data, tmp_path):

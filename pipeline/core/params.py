@@ -320,16 +320,33 @@ class EvalParams(_Group):
     #: maximises its F1 on the validation split (never the test split).
     threshold_mode: Literal["global", "per_genre"] = "global"
     #: The product's decision rule (``poster-genres predict``) is the candidate with the best of this
-    #: metric on the validation split, chosen by the train stage (pipeline/evaluation/thresholds.py, choose_rule).
-    #: f1_samples scores each poster's set of genres, as a catalogue sees it.
-    rule_metric: Literal["f1_samples", "f1_macro", "f1_micro"] = "f1_samples"
-    #: Probabilities people read (predict, the review page): ``none`` (the head's sigmoid), or a per-genre
-    #: ``temperature`` or ``platt`` scaling fitted on the validation split by train, saved in the checkpoint,
-    #: applied by evaluate's product figures and by predict. Platt by default: measured on the shared set's test
-    #: split, it cuts the macro ECE from 35.5 points to 3.0 (temperature: 29.4; the asymmetric loss shifts
-    #: probabilities up, which a temperature cannot undo); docs/review.md. The product rule is then chosen on the
-    #: calibrated validation scores; the paper's rule (evaluate's tables) always reads the uncalibrated scores.
-    calibration: Literal["none", "temperature", "platt"] = "platt"
+    #: metric on the validation split, chosen by the train stage (pipeline/evaluation/thresholds.py, choose_rule),
+    #: and the product stage chooses its model by it. f1_macro_samples, the mean of macro and samples F1: a
+    #: catalogue needs every genre tagged (macro F1, which a rule wins no points of by dropping rare genres) and
+    #: each film's set of genres right (samples F1, which over-tagging loses).
+    rule_metric: Literal["f1_macro_samples", "f1_samples", "f1_macro", "f1_micro"] = "f1_macro_samples"
+    #: Probabilities people read (predict, the review page): ``none`` (the head's sigmoid), a per-genre
+    #: ``temperature`` or ``platt`` scaling, or ``auto``: the one whose cross-fitted product rule scores best by
+    #: ``rule_metric`` on the validation split (pipeline/evaluation/decisions.py). Fitted on validation by train
+    #: (and by the product stage), one per input pattern, saved in the checkpoint; the product rule is chosen on
+    #: the calibrated validation scores. The paper's rule (evaluate's tables) always reads the head's own scores.
+    calibration: Literal["none", "temperature", "platt", "auto"] = "auto"
+
+
+class ProductParams(_Group):
+    #: What ``poster-genres predict`` serves (models/product.pt): chosen on the validation split, per input pattern,
+    #: among the main pipeline's model (models/model.pt) and these methods of pipeline/evaluation/methods.py, each
+    #: trained here once (train.seed). A method that reads a film's plot or metadata is skipped without data.films.
+    candidates: MethodNames = Field(default_factory=lambda: ["late", "concat", "moviescope", "visio-textual"])
+    #: The probability average of the best ``average_top`` single candidates of a pattern is a candidate too
+    #: (0 or 1: no average).
+    average_top: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> ProductParams:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("candidates must not repeat")
+        return self
 
 
 def _poster_methods() -> list[str]:
@@ -408,6 +425,7 @@ GROUPS: dict[str, type[_Group]] = {
     "loss": LossParams,
     "eval": EvalParams,
     "compare": CompareParams,
+    "product": ProductParams,
     "ray": RayParams,
 }
 

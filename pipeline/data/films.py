@@ -6,10 +6,11 @@ The films CSV has the shared format (``../shared/films/README.md``)::
 
 Only ``imdb_id`` and ``plot`` are required: a real catalogue may have nothing else, and every other
 column, when absent, is unknown for every film (as an empty field is). Columns in any order; columns
-the format does not know are ignored. An empty field is unknown. :func:`read_films` reads it row by row with the standard library's csv
-module (strict quoting), because a bad row must be named by its line: a wrong encoding or a broken
-quote stops with one line naming the file and the line; a missing column names the file and the
-column. A row with a bad field is skipped with its reason in the report, never a crash:
+the format does not know are ignored. An empty field is unknown. :func:`read_films` reads it row by
+row with the standard library's csv module (strict quoting), because a bad row must be named by its
+line: a wrong encoding or a broken quote stops with one line naming the file and the line; a missing
+required column names the file and the column. A row with a bad field is skipped with its reason in
+the report, never a crash:
 
 * ``bad_id``: not an IMDb title id (``tt`` and digits);
 * ``bad_runtime``: runtime not a whole number of minutes in 1-1000;

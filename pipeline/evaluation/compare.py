@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.calibration import apply_calibration, fit_calibration
+from pipeline.evaluation.decisions import POSTER_ONLY, fit_decision
 from pipeline.evaluation.evaluate import decision_thresholds
 from pipeline.evaluation.methods import (
     BASELINES,
@@ -39,7 +39,7 @@ from pipeline.evaluation.methods import (
     reads_films,
 )
 from pipeline.evaluation.metrics import all_metrics, f1, interpolated_precision
-from pipeline.evaluation.thresholds import DecisionRule, choose_rule, genres_per_poster, measure
+from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure
 
 TABLE_METRICS = [
     ("f1_macro", "F_m"), ("balanced_accuracy_macro", "BA_m"), ("f1_micro", "F_mu"),
@@ -239,8 +239,8 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
       large enough for the family (``compare.bootstrap``, 10,000 by default: 0.024 for 120 pairs).
 
     Beside the paper's rule, each run's *product* decision rule (the one ``predict`` would
-    use: :func:`pipeline.evaluation.thresholds.choose_rule` by ``rule_metric`` on its validation scores, calibrated
-    first by ``calibration`` fitted on them, as train does)
+    use: :func:`pipeline.evaluation.decisions.fit_decision`, the calibration (``auto``: chosen by cross-fitting)
+    and the rule by ``rule_metric`` on its validation scores, as train does for a poster-only head)
     is measured on test: genres per poster against the true mean, F1s and hamming loss.
     """
     per_method: dict[str, Any] = {}
@@ -255,11 +255,10 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             taus.append(tau)
             metrics.append(all_metrics(y, s, tau, genres))
             val_f1.append(f1(y_val, (s_val > tau).astype(np.int64), "macro"))
-            fitted = fit_calibration(calibration, y_val, s_val, genres)
-            rule, _ = choose_rule(y_val, apply_calibration(fitted, s_val, genres), genres, metric=rule_metric,
-                                  threshold=threshold)
+            decision = fit_decision(POSTER_ONLY, y_val, s_val, genres, r["val"]["imdb_id"].to_list(), rule_metric,
+                                    threshold, calibration)
             rules.append({"paper": measure(DecisionRule.global_threshold(genres, threshold), y, s),
-                          "product": measure(rule, y, apply_calibration(fitted, s, genres)),
+                          "product": measure(decision.rule, y, decision.probabilities(s)),
                           "genres_per_poster_true": genres_per_poster(y)})
             preds[method].append((s > tau).astype(np.int64))
             if y_ref is None:

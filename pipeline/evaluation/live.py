@@ -66,11 +66,13 @@ class EpochLogger:
         self.live.make_summary()
 
 
-def log_train_summary(live: Live, summary: TrainSummary, posters: dict[str, int], rule: ChosenRule) -> None:
-    """The run's figures beside the last epoch's: best epoch and loss, epochs, parameters, posters, rule."""
+def log_train_summary(live: Live, summary: TrainSummary, posters: dict[str, int],
+                      rules: dict[str, ChosenRule]) -> None:
+    """The run's figures beside the last epoch's: best epoch and loss, epochs, parameters, posters, and the
+    decision (calibration and rule) chosen for each input pattern."""
     from dataclasses import asdict
 
-    live.summary.update(summary.reproducible() | posters | {"decision_rule": asdict(rule)})
+    live.summary.update(summary.reproducible() | posters | {"decision_rule": {p: asdict(r) for p, r in rules.items()}})
     live.make_summary()
 
 

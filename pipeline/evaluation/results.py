@@ -8,6 +8,8 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
   and the per-genre calibration errors (``dvclive/evaluate/plots/custom/calibration.json``);
 * for two comparisons side by side (``--kind compare-two``): ``compare/compare_two.md`` and ``.json``, what
   ``poster-genres compare-two ... --out compare/compare_two.md`` writes (run it in the workspace that saves);
+* for the product over seeds (``--kind product``): ``compare/product.md`` and ``.json``, what
+  ``poster-genres product-report RUNS --out compare/product.md`` writes;
 * with the first two, the reports of the stages that made its inputs when present: ingest (posters kept and
   skipped), OCR (title recall over the whole set), films and plot,
 
@@ -41,6 +43,7 @@ FILES = {
              "dvclive/train/metrics.json": "train_metrics.json",
              "dvclive/evaluate/plots/custom/calibration.json": "calibration.json", **INPUTS},
     "compare-two": {"compare/compare_two.md": "compare_two.md", "compare/compare_two.json": "compare_two.json"},
+    "product": {"compare/product.md": "report.md", "compare/product.json": "summary.json"},
 }
 
 

@@ -54,6 +54,8 @@ class Card:
     attention: dict[str, Any] | None = None  #: :func:`pipeline.models.explain.attention_maps`' per-poster entry
     attention_note: str | None = None  #: why there is no attention to show
     error: str | None = None  #: why there is no thumbnail
+    rule: str | None = None  #: the input pattern and rule that chose ``predicted`` (``with_plot:per_genre``)
+    thresholds: dict[str, float] | None = None  #: that rule's per-genre thresholds (else the page's)
 
     def loss(self) -> float | None:
         """Mean binary cross-entropy over genres (what "worst errors first" sorts by); None without truth."""
@@ -75,8 +77,10 @@ def build_cards(keys: list[str], names: list[str], scores: np.ndarray, predicted
                 images: list[str | None], sizes: list[tuple[int, int] | None], ocr: dict[str, tuple] | None = None,
                 texts: dict[str, str] | None = None, truth: np.ndarray | None = None,
                 links: list[str | None] | None = None, attention: list[dict[str, Any]] | None = None,
-                attention_note: str | None = None, token_words=None, image_fit: str = "squash") -> list[Card]:
-    """Cards from aligned rows: ``scores`` and ``predicted`` (n, M) and ``truth`` (n, M) or None; ``ocr`` maps a
+                attention_note: str | None = None, token_words=None, image_fit: str = "squash",
+                rules: list[str] | None = None, thresholds: list[dict[str, float]] | None = None) -> list[Card]:
+    """Cards from aligned rows: ``scores`` and ``predicted`` (n, M) and ``truth`` (n, M) or None; ``rules`` and
+    ``thresholds`` name each card's decision (its input pattern's rule) and its thresholds; ``ocr`` maps a
     key to its OCR record (texts, boxes, confidences), ``texts`` to the text the encoder received;
     ``attention`` (from :func:`pipeline.models.explain.attention_maps`) with ``token_words(text)``, the text
     encoder's token-to-word map."""
@@ -95,6 +99,8 @@ def build_cards(keys: list[str], names: list[str], scores: np.ndarray, predicted
             link=None if links is None else links[i],
             attention_note=attention_note,
             error=None if images[i] is not None else "no poster file to show",
+            rule=None if rules is None else rules[i],
+            thresholds=None if thresholds is None else thresholds[i],
         )
         if attention is not None:
             card.attention = card_attention(attention[i], text, token_words(text) if token_words else None,
@@ -104,7 +110,8 @@ def build_cards(keys: list[str], names: list[str], scores: np.ndarray, predicted
 
 
 def split_cards(posters_path: str | Path, ocr_path: str | Path, data, scores: np.ndarray, predicted: np.ndarray,
-                genres: list[str], head, ckpt: dict, ocr_params, encoder_params, notes: list[str]) -> list[Card]:
+                genres: list[str], head, ckpt: dict, ocr_params, encoder_params, notes: list[str],
+                rules: list[str] | None = None, thresholds: list[dict[str, float]] | None = None) -> list[Card]:
     """The cards of a split (a :class:`pipeline.models.datasets.Dataset` ``data``, its scores and decisions): the
     posters table gives files, names and sizes, the OCR table the lines and boxes (the text as
     :func:`pipeline.features.ocr.ocr_texts` made it for the encoder), the head its attention. ``notes`` gets
@@ -133,6 +140,7 @@ def split_cards(posters_path: str | Path, ocr_path: str | Path, data, scores: np
         links=[f"https://www.imdb.com/title/{r['imdb_id']}/" if r.get("imdb_id") else None for r in rows],
         attention=attention, attention_note=attention_note(head), token_words=token_words,
         image_fit=ckpt["features"]["image"].get("preprocess", {}).get("fit", "squash"),
+        rules=rules, thresholds=thresholds,
     )
 
 
@@ -304,6 +312,7 @@ def _genre_table(cards, genres, thresholds, with_truth) -> list[str]:
 
 
 def _card(card: Card, genres: list[str], thresholds: dict[str, float] | None, position: int) -> str:
+    thresholds = card.thresholds or thresholds
     truth = None if card.truth is None else set(card.truth)
     predicted = set(card.predicted)
     missed = sorted(truth - predicted) if truth is not None else []
@@ -326,6 +335,8 @@ def _card(card: Card, genres: list[str], thresholds: dict[str, float] | None, po
         out.append('<p class="text none">no text read off this poster</p>')
     if card.attention_note:
         out.append(f'<p class="note">{_e(card.attention_note)}</p>')
+    if card.rule:
+        out.append(f'<p class="decided"><span class="label">decided by:</span> {_e(card.rule)}</p>')
     if truth is not None:
         errors = ([f"missed {', '.join(missed)}"] if missed else []) + (
             [f"false alarm {', '.join(false)}"] if false else [])

@@ -19,7 +19,9 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
+from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.labels import label_matrix
+from pipeline.evaluation.decisions import POSTER_ONLY, WITH_PLOT
 from pipeline.features.metadata import fit_metadata, metadata_matrix
 from pipeline.features.store import FeatureSet, load_feature_pair, load_features
 
@@ -82,6 +84,22 @@ def film_tensors(films: FilmInputs, imdb_ids: list[str], spec: dict) -> dict[str
     table = table.with_columns(pl.col("film_row").fill_null(False))
     return {"plot_pooled": torch.from_numpy(vectors), "has_plot": torch.from_numpy(has_plot),
             "metadata": torch.from_numpy(metadata_matrix(table, spec))}
+
+
+def hide_films(data: Dataset, spec: dict | None) -> Dataset:
+    """``data`` as if no film had a plot or metadata (the poster-only input pattern): ``has_plot`` false, zero
+    plot vectors and every metadata slot unknown (``spec``: the metadata fitted on the training films). Data
+    without film inputs is returned as it is."""
+    if "has_plot" not in data.tensors:
+        return data
+    unknown = pl.DataFrame({"imdb_id": data.imdb_ids, "film_row": [False] * len(data)}).join(
+        pl.DataFrame(schema=FILMS_SCHEMA).drop("film_row"), on="imdb_id", how="left")
+    tensors = dict(data.tensors)
+    tensors["has_plot"] = torch.zeros_like(data.tensors["has_plot"])
+    tensors["plot_pooled"] = torch.zeros_like(data.tensors["plot_pooled"])
+    if spec is not None and "metadata" in tensors:
+        tensors["metadata"] = torch.from_numpy(metadata_matrix(unknown, spec))
+    return Dataset(data.keys, data.imdb_ids, tensors, data.labels)
 
 
 def feature_tensors(image: FeatureSet, text: FeatureSet, keys: list[str]) -> dict[str, torch.Tensor]:
@@ -204,6 +222,21 @@ def predict_scores(model: torch.nn.Module, data: Dataset, device: torch.device, 
         feats, _ = data.batch(idx, device)
         z = model(feats) if logits is None else logits(model, feats)
         out[idx.numpy()] = torch.sigmoid(z).float().cpu().numpy()
+    return out
+
+
+def pattern_scores(heads: dict[str, torch.nn.Module], val: Dataset, spec: dict | None
+                   ) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], list[str]]]:
+    """Per pattern, the validation labels, every head's scores and the films: ``poster_only`` on every validation
+    film with plot and metadata hidden, ``with_plot`` on the films that have a plot (when any has)."""
+    cpu = torch.device("cpu")
+    y = val.labels.numpy()
+    hidden = hide_films(val, spec)
+    out = {POSTER_ONLY: (y, {n: predict_scores(h, hidden, cpu) for n, h in heads.items()}, list(val.imdb_ids))}
+    if "has_plot" in val.tensors and bool(val.tensors["has_plot"].any()):
+        rows = val.tensors["has_plot"].numpy()
+        out[WITH_PLOT] = (y[rows], {n: predict_scores(h, val, cpu)[rows] for n, h in heads.items()},
+                          [i for i, keep in zip(val.imdb_ids, rows) if keep])
     return out
 
 

@@ -21,15 +21,17 @@ from pipeline.core.params import EncoderParams, OcrParams, RayParams
 from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.films import read_films
 from pipeline.data.images import PosterError, expand_paths, read_poster
-from pipeline.evaluation.calibration import calibrated
-from pipeline.evaluation.thresholds import DecisionRule, checkpoint_rule, rule_line
+from pipeline.evaluation.decisions import POSTER_ONLY, Decided, Decision, decisions_line
+from pipeline.evaluation.review import build_cards, write_review
+from pipeline.evaluation.thresholds import DecisionRule, rule_line
 from pipeline.features.encoders import create_image_encoder, create_text_encoder, same_encoder
 from pipeline.features.metadata import NO_METADATA
 from pipeline.features.ocr import ocr_texts, run_ocr
 from pipeline.features.ocr.text import ocr_records
 from pipeline.features.store import FeatureSet, embed_images, embed_plots, embed_texts, plot_encoder_params
-from pipeline.models.checkpoint import load_head, modalities
-from pipeline.models.datasets import FilmInputs, feature_tensors, film_tensors
+from pipeline.models.datasets import Dataset, FilmInputs, feature_tensors, film_tensors
+from pipeline.models.explain import attention_maps, attention_note
+from pipeline.models.product import Product, load_product
 
 #: An IMDb title id in a poster's file name (``tt0084058.jpg``), how ``--films`` rows find their poster.
 FILE_IMDB_ID = re.compile(r"(tt\d{5,10})")
@@ -45,6 +47,7 @@ class Prediction:
     genres: list[str]
     probabilities: dict[str, float]
     rule: str = ""  #: name of the decision rule that chose ``genres``
+    pattern: str = ""  #: the input pattern whose rule it is: poster_only, or with_plot (empty for --threshold)
 
 
 def check_identity(kind: str, built: dict, trained: dict) -> None:
@@ -96,18 +99,19 @@ def predict(
         _review(html, [], [], errors)
         return [], errors
 
-    head, ckpt = load_head(model_path)
-    genres = ckpt["genres"]
-    reads = modalities(ckpt)
+    product = load_product(model_path, fallback_threshold)
+    genres = product.genres
+    reads = product.reads
+    trained = product.features
     if (plot is not None or films is not None) and not ({"plot", "metadata"} & set(reads)):
         raise PredictError(f"{model_path}: this model reads {' and '.join(reads)} only; --plot and --films need "
                            f"a model trained with data.films (its checkpoint records the modalities it reads)")
     if plot is not None and len(rows) != 1:
         raise PredictError(f"--plot is one film's synopsis: give one poster (got {len(rows)}), or use --films")
     image_encoder = create_image_encoder(encoder)
-    check_identity("image", image_encoder.identity, ckpt["features"]["image"])
+    check_identity("image", image_encoder.identity, trained["image"])
     text_encoder = create_text_encoder(encoder)
-    check_identity("text", text_encoder.identity, ckpt["features"]["text"])
+    check_identity("text", text_encoder.identity, trained["text"])
 
     posters = pl.DataFrame([{"path": r["path"], "sha256": r["sha256"]} for r in rows],
                            schema={"path": pl.String, "sha256": pl.String})
@@ -127,46 +131,67 @@ def predict(
     text = FeatureSet(tkeys, tarrays, text_encoder.identity, None)
     batch = feature_tensors(image, text, [r["sha256"] for r in usable])
     if {"plot", "metadata"} & set(reads):
-        batch |= _film_batch(usable, ckpt, encoder, plot, films, errors, ray)
-    with torch.no_grad():
-        scores = calibrated(ckpt, torch.sigmoid(head(batch)).numpy())
-    rule = decision_rule(ckpt, threshold, fallback_threshold, notes)
-    chosen = rule.apply(scores)
+        batch |= _film_batch(usable, product, encoder, plot, films, errors, ray)
+    data = Dataset([r["sha256"] for r in usable], [r["path"] for r in usable], batch,
+                   torch.zeros((len(usable), len(genres)), dtype=torch.int64))
+    scores = product.member_scores(data)
+    paper = None if threshold is None else Decision(POSTER_ONLY, None, DecisionRule.global_threshold(genres, threshold))
+    decided = product.decide(data, scores, override=paper)  # paper: the head's own probabilities, one threshold
+    if notes is not None:
+        notes += _rule_notes(product, decided, threshold)
     out = [
         Prediction(
             path=r["path"],
             genres=[g for g, keep in zip(genres, row) if keep],
             probabilities={g: round(float(s), 6) for g, s in zip(genres, srow)},
-            rule=rule.name,
+            rule=name.split(":", 1)[-1],
+            pattern=pattern,
         )
-        for r, row, srow in zip(usable, chosen, scores)
+        for r, row, srow, name, pattern in zip(usable, decided.chosen, decided.probabilities, decided.rules,
+                                               decided.patterns)
     ]
     if html is not None:
-        from pipeline.evaluation.review import build_cards
-        from pipeline.models.explain import attention_maps, attention_note
-
+        head = next(iter(product.members.values())).head  # the first member's attention (the main model's)
         keys = [r["sha256"] for r in usable]
         records = {k: (lines, boxes, conf) for k, lines, boxes, conf in ocr_records(ocr_table)} if len(
             ocr_table) else {}
+        thresholds = [product.plan_for(p).decision.rule.thresholds for p in decided.patterns]
         cards = build_cards(
-            keys, [Path(r["path"]).name for r in usable], scores, chosen, genres,
+            keys, [Path(r["path"]).name for r in usable], decided.probabilities, decided.chosen, genres,
             images=[r["path"] for r in usable], sizes=[r["size"] for r in usable], ocr=records,
             texts=dict(texts.iter_rows()), attention=attention_maps(head, batch), attention_note=attention_note(head),
             token_words=text_encoder.token_words,
-            image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash"))
-        _review(html, cards, genres, errors, rule)
+            image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash"),
+            rules=decided.rules, thresholds=None if threshold is not None else thresholds)
+        _review(html, cards, genres, errors, f"rule: threshold {threshold:g} for every genre, no cap"
+                if threshold is not None else decisions_line(product.decisions))
     return out, errors
 
 
-def _review(folder, cards, genres, errors, rule: DecisionRule | None = None) -> None:
+def _rule_notes(product: Product, decided: Decided, threshold: float | None) -> list[str]:
+    """The lines naming what decided: the fallback note, then the rule (the paper's at ``threshold``) or each
+    input pattern's, with its validation figure, for the patterns these posters have."""
+    if threshold is not None:
+        return [rule_line(DecisionRule.global_threshold(product.genres, threshold))]
+    lines = [f"note: {product.note}"] if product.note else []
+    for pattern in dict.fromkeys(decided.patterns.tolist()):
+        plan = product.plan_for(pattern)
+        d, validation = plan.decision, plan.decision.validation or {}
+        figure = ""
+        if validation.get("chosen", {}).get("name") == d.rule.name:
+            metric = validation["metric"]
+            figure = f", {metric} {validation['chosen'][metric]:.2f} on validation"
+        members = f"{plan.label}, " if product.choice is not None else ""
+        lines.append(f"{pattern}: {rule_line(d.rule)} [{members}calibration {d.calibration_method}{figure}]")
+    return lines
+
+
+def _review(folder, cards, genres, errors, rule: str | None = None) -> None:
     """The review page of predict's posters (none when ``folder`` is None); every error is a line on it."""
     if folder is None:
         return
-    from pipeline.evaluation.review import write_review
-
     write_review(folder, cards, genres, title="Predicted genres",
-                 rule=f"{rule_line(rule)} [{rule.name}]" if rule else "no rule: no poster could be read",
-                 thresholds=rule.thresholds if rule else None,
+                 rule=rule or "no rule: no poster could be read", thresholds=None,
                  notes=[f"not shown: {e}" for e in errors])
 
 
@@ -205,32 +230,22 @@ def _poster_column(films: str | Path) -> dict[str, str]:
     return {i: Path(p).name for i, p in table.select("imdb_id", "poster").iter_rows() if p}
 
 
-def _film_batch(posters: list[dict], ckpt: dict, encoder: EncoderParams, plot: str | None,
+def _film_batch(posters: list[dict], product: Product, encoder: EncoderParams, plot: str | None,
                 films: str | Path | None, errors: list[str], ray: RayParams | None) -> dict[str, torch.Tensor]:
     """The film inputs of ``posters`` for a model that reads them: plot embeddings through the same encoder
     and cache as the pipeline (identity checked against the checkpoint) and the checkpoint's metadata spec."""
     table = _films_for(posters, plot, films, errors)
     params = plot_encoder_params(encoder)
+    trained = product.features
     ids, arrays = [], {"pooled": None}
     if table["plot"].is_not_null().any():
         plot_encoder = create_text_encoder(params)
-        if "plot" in ckpt["features"]:
-            check_identity("plot", plot_encoder.identity, ckpt["features"]["plot"])
+        if "plot" in trained:
+            check_identity("plot", plot_encoder.identity, trained["plot"])
         ids, arrays, _ = embed_plots(table, plot_encoder, params.batch_size, ray=ray)
-    width = ckpt["head_config"].get("plot_pooled_dim") or 1
+    width = max((m.checkpoint["head_config"].get("plot_pooled_dim") or 0 for m in product.members.values()),
+                default=0) or 1
     pooled = arrays["pooled"] if ids else torch.zeros((0, width), dtype=torch.float16).numpy()
-    spec = ckpt.get("metadata_spec") or NO_METADATA
+    spec = product.metadata_spec or NO_METADATA
     inputs = FilmInputs(table, FeatureSet(ids, {"pooled": pooled}, {}, None), spec=spec)
     return film_tensors(inputs, [r["path"] for r in posters], spec)
-
-
-def decision_rule(ckpt: dict, threshold: float | None, fallback_threshold: float,
-                  notes: list[str] | None = None) -> DecisionRule:
-    """``threshold`` for every genre when given (the paper's rule), else the checkpoint's rule."""
-    if threshold is not None:
-        rule, note = DecisionRule.global_threshold(ckpt["genres"], threshold), None
-    else:
-        rule, note = checkpoint_rule(ckpt, fallback_threshold)
-    if notes is not None:
-        notes += ([f"note: {note}"] if note else []) + [rule_line(rule, ckpt)]
-    return rule

@@ -21,10 +21,12 @@ import torch
 from pipeline.core.devices import resolve_device
 from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.core.progress import progress_bar
+from pipeline.evaluation.decisions import POSTER_ONLY, Decision, fit_decision
 from pipeline.models.checkpoint import head_from_checkpoint, make_checkpoint
-from pipeline.models.datasets import Dataset, mean_loss, predict_scores
+from pipeline.models.datasets import Dataset, mean_loss, pattern_scores
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.losses import create_loss
+from pipeline.models.product import MAIN, Member, Product, choose_product
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class ChosenRule:
     genres_per_poster: float
     genres_per_poster_paper_rule: float
     genres_per_poster_true: float
+    calibration: str = "none"
+    posters: int = 0
 
 
 #: Called after every epoch with the record and the model (in its state after that epoch).
@@ -179,40 +183,38 @@ def train_head(
     return TrainResult(checkpoint, curve, summary)
 
 
-def attach_decision_rule(checkpoint: dict, val: Dataset, metric: str = "f1_samples",
-                         threshold: float = 0.5, calibration: str = "none") -> ChosenRule:
-    """Choose the product's decision rule on the validation split and save it in ``checkpoint``.
+def attach_decisions(checkpoint: dict, val: Dataset, metric: str = "f1_samples", threshold: float = 0.5,
+                     calibration: str = "auto") -> dict[str, ChosenRule]:
+    """Fit each input pattern's decision (calibration and product rule) on validation and save them in
+    ``checkpoint["decisions"]`` (pattern -> :meth:`Decision.to_dict`); return what was chosen per pattern.
 
-    The validation scores are those of the checkpoint's head (the best epoch), on the
-    CPU as evaluate computes them. ``checkpoint["decision_rule"]`` gets the rule,
-    ``checkpoint["decision_rule_validation"]`` the figures behind the choice (the chosen
-    rule, the paper's, every candidate: ``metric``, genres per poster predicted and
-    true), rounded, so the checkpoint stays byte-identical for the same inputs.
-    Returns what was chosen, for the stage's metrics.
-
-    With ``calibration`` (``temperature`` or ``platt``) a per-genre calibration is fitted on the same validation
-    scores and saved (``checkpoint["calibration"]``), and the rule is chosen on the *calibrated* scores, the ones
-    predict then decides on: calibrating never changes decisions behind the rule's back.
-    """
-    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
-    from pipeline.evaluation.thresholds import choose_rule
-
+    The validation scores are those of the checkpoint's head (the best epoch). A head that reads plots gets a
+    ``poster_only`` decision fitted on scores computed with the films' plots hidden, so a film that arrives
+    without a synopsis is decided by thresholds that were fitted on films like it; a poster-only head gets
+    ``poster_only`` alone. Rounded figures: the checkpoint stays byte-identical for the same inputs."""
     head = head_from_checkpoint(checkpoint, "cpu")
-    scores = predict_scores(head, val, torch.device("cpu"))
-    fitted = fit_calibration(calibration, val.labels.numpy(), scores, checkpoint["genres"])
-    checkpoint.pop("calibration", None)
-    if fitted is not None:
-        checkpoint["calibration"] = fitted
-        scores = apply_calibration(fitted, scores, checkpoint["genres"])
-    rule, report = choose_rule(val.labels.numpy(), scores, checkpoint["genres"], metric=metric, threshold=threshold)
-    checkpoint["decision_rule"] = rule.to_dict()
-    checkpoint["decision_rule_validation"] = report
+    for key in ("decision_rule", "decision_rule_validation", "calibration"):
+        checkpoint.pop(key, None)
+    patterns = pattern_scores({"head": head}, val, checkpoint.get("metadata_spec"))
+    if not head.config.get("plot"):  # its scores do not depend on the plot: one decision, on every film
+        patterns = {POSTER_ONLY: patterns[POSTER_ONLY]}
+    decisions = {pattern: fit_decision(pattern, y, s["head"], checkpoint["genres"], films, metric, threshold,
+                                       calibration)
+                 for pattern, (y, s, films) in patterns.items()}
+    checkpoint["decisions"] = {p: d.to_dict() for p, d in decisions.items()}
+    return {p: chosen_rule(d, metric) for p, d in decisions.items()}
+
+
+def chosen_rule(decision: Decision, metric: str) -> ChosenRule:
+    """The figures behind a decision's rule, for the stage's metrics."""
+    report = decision.validation
     chosen = report["chosen"]
-    return ChosenRule(name=rule.name, max_genres=rule.max_genres, metric=metric,
+    return ChosenRule(name=decision.rule.name, max_genres=decision.rule.max_genres, metric=metric,
                       validation_score=chosen[metric], validation_score_paper_rule=report["paper"][metric],
                       genres_per_poster=chosen["genres_per_poster"],
                       genres_per_poster_paper_rule=report["paper"]["genres_per_poster"],
-                      genres_per_poster_true=report["genres_per_poster_true"])
+                      genres_per_poster_true=report["genres_per_poster_true"], calibration=decision.calibration_method,
+                      posters=report["posters"])
 
 
 def make_loss(loss: LossParams, train_labels: torch.Tensor):
@@ -248,3 +250,30 @@ def _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch=
     return TrainResult(checkpoint, curve, summary)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate to train: its name and its training params (a comparison method's, resolved by the stage)."""
+
+    name: str
+    fusion: FusionParams
+    train: TrainParams
+    loss: LossParams
+
+
+def build_product(datasets: dict[str, Dataset], dims: dict[str, int], genres: list[str], main: dict,
+                  candidates: list[Candidate], metric: str = "f1_samples", threshold: float = 0.5,
+                  calibration: str = "auto", average_top: int = 2, on_trained=None
+                  ) -> tuple[Product, dict[str, TrainSummary]]:
+    """Train ``candidates`` on the training split, then :func:`choose_product` among the main model's checkpoint
+    ``main`` and them on the validation split. The test split, if ``datasets`` has one, is never read.
+    ``on_trained(checkpoint)`` completes each new checkpoint (the feature identities it was trained on)."""
+    members = {MAIN: Member(MAIN, head_from_checkpoint(main, "cpu"), main)}
+    summaries: dict[str, TrainSummary] = {}
+    fitting = {"train": datasets["train"], "val": datasets["val"]}
+    for c in candidates:
+        result = train_head(fitting, dims, genres, c.fusion, c.train, c.loss)
+        if on_trained is not None:
+            on_trained(result.checkpoint)
+        members[c.name] = Member(c.name, head_from_checkpoint(result.checkpoint, "cpu"), result.checkpoint)
+        summaries[c.name] = result.summary
+    return choose_product(members, datasets["val"], genres, metric, threshold, calibration, average_top), summaries

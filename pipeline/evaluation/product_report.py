@@ -1,0 +1,168 @@
+"""The product against the paper's head on test, over seeds: ``poster-genres product-report``.
+
+Reads the product stage's ``eval/product_predictions.parquet`` (and ``dvclive/product/metrics.json`` as
+``product_metrics.json``) of several runs laid out as ``<runs>/<variant>/seed<k>/product_predictions.parquet``
+(a variant: ``films``, the pipeline with ``data.films``; ``poster``, the poster only), all on the same test
+films. Reports, on all test films and on those with and without a plot (the films variant says which have one):
+
+* per variant, the product and the main model (the paper's head) alone: macro F1 and samples F1 (mean and
+  standard deviation over seeds; macro first, since a rule can win samples F1 by never tagging rare genres)
+  and genres per poster;
+* the tests (two-level paired bootstrap of the seed-averaged macro F1,
+  :func:`pipeline.evaluation.compare.paired_bootstrap`; Holm over the report's tests): the product against the
+  paper's head, and, for films that arrive without a plot, the films product against the poster-only product
+  and the poster-only paper's head;
+* for the films without a plot, how many each genre is tagged (mean over seeds) against how many have it;
+* the plans the product stage chose, per seed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import read_parquet
+from pipeline.evaluation.compare import TWO_LEVEL, _std, holm, interval, md_cell, paired_bootstrap
+from pipeline.evaluation.thresholds import genres_per_poster, measure_predictions
+
+FILE = "product_predictions.parquet"
+SUBSETS = ("all", "with_plot", "without_plot")
+#: The report's tests: (variant a, model a, variant b, model b, subset, what it asks).
+TESTS = [
+    ("films", "product", "films", "main", "all", "the product against the paper's head with films"),
+    ("films", "product", "films", "main", "with_plot", "the same, films with a plot"),
+    ("films", "product", "films", "main", "without_plot", "the same, films without a plot"),
+    ("films", "product", "poster", "product", "without_plot",
+     "a film without a plot: the films product against the poster-only product"),
+    ("films", "product", "poster", "main", "without_plot",
+     "a film without a plot: the films product against the poster-only paper's head"),
+    ("poster", "product", "poster", "main", "all", "poster only: the product against the paper's head"),
+]
+
+
+def load_product_runs(folder: str | Path) -> tuple[dict[str, list[pl.DataFrame]], dict[str, list[dict]]]:
+    """variant -> its seeds' prediction tables, in seed order (``seed<k>/plans.json`` beside each, when there,
+    is the product stage's plans: the members each pattern averages)."""
+    folder = Path(folder)
+    runs: dict[str, list[pl.DataFrame]] = {}
+    plans: dict[str, list[dict]] = {}
+    for variant in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        seeds = sorted(variant.glob(f"seed*/{FILE}"), key=lambda p: int(p.parent.name[4:]))
+        if seeds:
+            runs[variant.name] = [read_parquet(p).sort("key") for p in seeds]
+            plans[variant.name] = [json.loads((p.parent / "product_metrics.json").read_text())["plans"]
+                                   if (p.parent / "product_metrics.json").exists() else {} for p in seeds]
+    if not runs:
+        raise PipelineError(f"{folder}: no <variant>/seed<k>/{FILE} (the product stage's eval/{FILE})")
+    keys = {tuple(f["key"].to_list()) for frames in runs.values() for f in frames}
+    if len(keys) != 1:
+        raise PipelineError(f"{folder}: the runs do not share their test posters (another split or posters table)")
+    return runs, plans
+
+
+def _arrays(frame: pl.DataFrame, prefix: str, genres: list[str]) -> np.ndarray:
+    return frame.select([f"{prefix}_{g}" for g in genres]).to_numpy().astype(np.int64)
+
+
+def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_boot: int = 10000,
+                    seed: int = 0, plans: dict[str, list[dict]] | None = None) -> dict[str, Any]:
+    first = next(iter(runs.values()))[0]
+    y = _arrays(first, "y", genres)
+    groups = first["imdb_id"].to_numpy()
+    has_plot = next((f[0]["has_plot"] for f in runs.values() if f[0]["has_plot"].null_count() == 0), None)
+    subsets = {"all": np.ones(len(y), dtype=bool)}
+    if has_plot is not None:
+        subsets |= {"with_plot": has_plot.to_numpy(), "without_plot": ~has_plot.to_numpy()}
+    preds = {(v, m): [_arrays(f, m, genres) for f in frames]
+             for v, frames in runs.items() for m in ("product", "main")}
+    rows = []
+    for (variant, model), ps in preds.items():
+        for subset, keep in subsets.items():
+            figs = [measure_predictions(y[keep], p[keep]) for p in ps]
+            rows.append({"variant": variant, "model": model, "subset": subset, "posters": int(keep.sum()),
+                         "seeds": len(ps),
+                         **{f"{k}_mean": float(np.mean([f[k] for f in figs])) for k in ("f1_macro", "f1_samples")},
+                         **{f"{k}_std": _std([f[k] for f in figs]) for k in ("f1_macro", "f1_samples")},
+                         "genres_per_poster": float(np.mean([f["genres_per_poster"] for f in figs])),
+                         "genres_per_poster_true": genres_per_poster(y[keep])})
+    tests = []
+    for va, ma, vb, mb, subset, question in TESTS:
+        if (va, ma) not in preds or (vb, mb) not in preds or subset not in subsets:
+            continue
+        keep = subsets[subset]
+        t = paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
+                             groups[keep], n_boot, seed)
+        tests.append({"a": f"{va}/{ma}", "b": f"{vb}/{mb}", "subset": subset, "question": question, **t})
+    for t, p in zip(tests, holm([t["p_value"] for t in tests])):
+        t["p_holm"] = p
+        t["significant"] = p < 0.05
+    tags = {}
+    if "without_plot" in subsets:
+        keep = subsets["without_plot"]
+        tags = {g: {"true": int(y[keep, j].sum()),
+                    **{f"{v}/{m}": float(np.mean([p[keep, j].sum() for p in ps])) for (v, m), ps in preds.items()}}
+                for j, g in enumerate(genres)}
+    decisions = {v: [sorted(set(f["product_rule"].to_list())) for f in frames] for v, frames in runs.items()}
+    return {"n_boot": n_boot, "bootstrap_seed": seed, "test_posters": int(len(y)), "rows": rows, "tests": tests,
+            "tags_without_plot": tags, "plans": plans or {}, "decisions": decisions}
+
+
+def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, float, float | None]] | None = None
+                     ) -> str:
+    """The report's Markdown; ``references``: label -> (method, macro F1, its seed std or None) to set beside."""
+    out = ["# The product against the paper's head", "",
+           f"{summary['test_posters']} test posters; each model's figures are the mean and standard deviation over "
+           "its seeds. Macro F1 first (a rule can win samples F1 by never tagging rare genres).", "",
+           "| variant | model | films | posters | seeds | macro F1 | samples F1 | genres per poster (true) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in summary["rows"]:
+        out.append("| " + " | ".join(md_cell(c) for c in (
+            r["variant"], r["model"], r["subset"], r["posters"], r["seeds"],
+            f"{100 * r['f1_macro_mean']:.2f} ± {100 * r['f1_macro_std']:.2f}",
+            f"{100 * r['f1_samples_mean']:.2f} ± {100 * r['f1_samples_std']:.2f}",
+            f"{r['genres_per_poster']:.2f} ({r['genres_per_poster_true']:.2f})")) + " |")
+    out += ["", "## Tests", "", f"Macro F1, a - b in points: {TWO_LEVEL}; {summary['n_boot']} draws (bootstrap "
+            f"seed {summary['bootstrap_seed']}), Holm over the {len(summary['tests'])} tests below.", "",
+            "| a | b | films | question | a - b | 95% interval | p | p (Holm) | |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for t in summary["tests"]:
+        out.append("| " + " | ".join(md_cell(c) for c in (
+            t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t),
+            f"{t['p_value']:.4f}", f"{t['p_holm']:.4f}",
+            "significant" if t["significant"] else "not significant")) + " |")
+    if references:
+        out += ["", "## For reference: the best single methods of the committed comparisons", "",
+                "| | method | product-rule macro F1 | seed std |", "|---|---|---|---|"]
+        for label, (method, value, std) in references.items():
+            out.append(f"| {md_cell(label)} | {md_cell(method)} | {100 * value:.2f} | "
+                       f"{'-' if std is None else f'{100 * std:.2f}'} |")
+    if summary["tags_without_plot"]:
+        models = [k for k in next(iter(summary["tags_without_plot"].values())) if k != "true"]
+        out += ["", "## Genres tagged on the films without a plot", "",
+                "Films that have the genre, and how many each model tags with it (mean over seeds).", "",
+                "| genre | true | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+        for g, row in summary["tags_without_plot"].items():
+            out.append(f"| {g} | {row['true']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+    out += ["", "## Decisions chosen on validation, per seed", "",
+            "Each test film's input pattern and the rule it got (the calibration and the members each pattern "
+            "averages are in the runs' `dvclive/product/metrics.json`, `plans`).", ""]
+    for variant, seeds in summary["decisions"].items():
+        out.append(f"- {variant}: " + "; ".join(f"seed {k}: {', '.join(d)}" for k, d in enumerate(seeds)))
+    for variant, seeds in summary.get("plans", {}).items():
+        out.append(f"- {variant}, plans: " + "; ".join(
+            f"seed {k}: " + ", ".join(f"{p} {v['members']} ({v['calibration']}, {v['rule']})" for p, v in d.items())
+            for k, d in enumerate(seeds)))
+    return "\n".join(out) + "\n"
+
+
+def best_product_rule(summary: dict[str, Any], methods: list[str] | None = None) -> tuple[str, float]:
+    """The method of a committed comparison summary with the best product-rule macro F1 on test (mean over seeds)."""
+    rules = {m: s["decision_rules"]["product"]["f1_macro"] for m, s in summary["methods"].items()
+             if methods is None or m in methods}
+    best = max(rules, key=rules.get)
+    return best, rules[best]

@@ -1,0 +1,250 @@
+"""Decisions per input pattern and the product chosen on validation (pipeline/evaluation/decisions.py,
+pipeline/models/product.py)."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipeline.core.params import FusionParams, LossParams, TrainParams
+from pipeline.evaluation.decisions import (
+    POSTER_ONLY,
+    WITH_PLOT,
+    Decision,
+    cross_fitted,
+    fit_decision,
+    folds,
+    pattern_of,
+)
+from pipeline.features.store import FeatureSet
+from pipeline.models.checkpoint import head_from_checkpoint
+from pipeline.models.datasets import Dataset, FilmInputs, build_datasets, feature_dims, hide_films, predict_scores
+from pipeline.models.product import MAIN, load_product, product_from_head, save_product
+from pipeline.models.train import Candidate, attach_decisions, build_product, train_head
+
+GENRES = ["Drama", "Comedy", "Horror"]
+
+
+def _features(keys, width, seed, signal=None, scale=0.0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.normal(size=(len(keys), 3, width)).astype(np.float32)
+    if signal is not None:
+        tokens[:, :, : signal.shape[1]] += scale * signal[:, None, :]
+    tokens = tokens.astype(np.float16)
+    mask = np.ones((len(keys), 3), dtype=bool)
+    return FeatureSet(list(keys), {"tokens": tokens, "pooled": tokens.mean(1), "mask": mask,
+                                   "has_text": np.ones(len(keys), dtype=bool)}, {"seed": seed}, None)
+
+
+def film_data(n=200, seed=0):
+    """Films whose plot tells the genre well and whose poster tells it weakly; 80% have a plot."""
+    rng = np.random.default_rng(seed)
+    ids = [f"tt{i:07d}" for i in range(n)]
+    y = (rng.random((n, 3)) < [0.5, 0.35, 0.2]).astype(np.float32)
+    labels = ["|".join(g for g, v in zip(GENRES, row) if v) or "Drama" for row in y]
+    y = np.array([[g in lab.split("|") for g in GENRES] for lab in labels], dtype=np.float32)
+    keys = [f"k{i}" for i in range(n)]
+    posters = pl.DataFrame({"imdb_id": ids, "sha256": keys, "labels": labels})
+    split = pl.DataFrame({"imdb_id": ids, "split": ["train"] * int(n * 0.6) + ["val"] * int(n * 0.25)
+                          + ["test"] * (n - int(n * 0.6) - int(n * 0.25))})
+    image, text = _features(keys, 8, 1, y, 0.6), _features(keys, 6, 2)
+    with_plot = [i for k, i in enumerate(ids) if k % 5]
+    rows = [ids.index(i) for i in with_plot]
+    plot_vectors = rng.normal(size=(len(with_plot), 6)).astype(np.float32)
+    plot_vectors[:, :3] += 3.0 * y[rows]
+    plot = FeatureSet(with_plot, {"pooled": plot_vectors.astype(np.float16)}, {}, None)
+    table = pl.DataFrame({"imdb_id": ids, "film_row": [i in with_plot for i in ids],
+                          "plot": ["x" if i in with_plot else None for i in ids], "tagline": [None] * n,
+                          "runtime_min": [None] * n, "release_year": [None] * n, "language": [None] * n,
+                          "director": [None] * n, "cast": [None] * n, "certification": [None] * n},
+                         schema_overrides={c: pl.String for c in ("tagline", "language", "director", "cast",
+                                                                   "certification")} | {
+                             "runtime_min": pl.Int64, "release_year": pl.Int64})
+    datasets, info = build_datasets(posters, split, image, text, GENRES, FilmInputs(table, plot, "hash", 8))
+    return datasets, feature_dims(image, text, datasets), info
+
+
+@pytest.fixture(scope="module")
+def films():
+    return film_data()
+
+
+def _train(datasets, dims, info, head="visio_textual", plot=True, loss="bce", epochs=30):
+    fusion = FusionParams(head=head, plot=plot, metadata=False, dim=16, heads=4, dropout=0.0)
+    result = train_head(datasets, dims, GENRES, fusion, TrainParams(epochs=epochs, patience=epochs, lr=3e-3),
+                        LossParams(name=loss))
+    result.checkpoint["metadata_spec"] = info["metadata_spec"]
+    result.checkpoint["features"] = {"image": {"seed": 1}, "text": {"seed": 2}}
+    result.checkpoint["modalities"] = ["image", "text"] + (["plot"] if plot else [])
+    return result.checkpoint
+
+
+def test_a_film_without_a_plot_gets_the_rule_fitted_on_validation_scores_without_plots(films):
+    datasets, dims, info = films
+    ckpt = _train(datasets, dims, info)
+    attach_decisions(ckpt, datasets["val"], "f1_macro", 0.5, "auto")
+    assert list(ckpt["decisions"]) == [POSTER_ONLY, WITH_PLOT]
+    head = head_from_checkpoint(ckpt)
+    val, test = datasets["val"], datasets["test"]
+    cpu = torch.device("cpu")
+    y_val = val.labels.numpy()
+
+    # the poster-only decision is fitted on every validation film's scores with its plot hidden ...
+    hidden = predict_scores(head, hide_films(val, info["metadata_spec"]), cpu)
+    expected = fit_decision(POSTER_ONLY, y_val, hidden, GENRES, val.imdb_ids, "f1_macro", 0.5, "auto")
+    assert Decision.from_dict(ckpt["decisions"][POSTER_ONLY]) == expected
+    # ... the with-plot one on the validation films that have a plot, scored with it
+    rows = val.tensors["has_plot"].numpy()
+    with_plot = fit_decision(WITH_PLOT, y_val[rows], predict_scores(head, val, cpu)[rows], GENRES,
+                             [i for i, r in zip(val.imdb_ids, rows) if r], "f1_macro", 0.5, "auto")
+    assert Decision.from_dict(ckpt["decisions"][WITH_PLOT]) == with_plot
+    # and one rule for all (what a single rule fitted on validation as it comes would be) is not the poster-only one
+    single = fit_decision(POSTER_ONLY, y_val, predict_scores(head, val, cpu), GENRES, val.imdb_ids, "f1_macro")
+    assert single.rule.thresholds != expected.rule.thresholds
+
+    # evaluate and predict: a test film without a plot is decided by the poster-only decision, one with a plot
+    # by the with-plot one
+    decided = product_from_head(ckpt).decide(test)
+    scores = predict_scores(head, test, cpu)
+    has_plot = test.tensors["has_plot"].numpy()
+    assert (~has_plot).any() and has_plot.any()
+    for i in range(len(test)):
+        d = expected if not has_plot[i] else with_plot
+        assert decided.rules[i] == f"{d.pattern}:{d.rule.name}"
+        np.testing.assert_array_equal(decided.probabilities[i], d.probabilities(scores[i:i + 1])[0])
+        np.testing.assert_array_equal(decided.chosen[i], d.rule.apply(d.probabilities(scores[i:i + 1]))[0])
+
+
+def test_a_poster_only_head_has_one_decision_for_every_film(films):
+    datasets, dims, info = films
+    ckpt = _train(datasets, dims, info, head="concat", plot=False, epochs=3)
+    attach_decisions(ckpt, datasets["val"], "f1_samples", 0.5, "none")
+    assert list(ckpt["decisions"]) == [POSTER_ONLY]
+    decided = product_from_head(ckpt).decide(datasets["test"])
+    assert {r.split(":")[0] for r in decided.rules} == {POSTER_ONLY, WITH_PLOT}  # the film's pattern, named ...
+    assert len({r.split(":")[1] for r in decided.rules}) == 1  # ... and one rule for both
+
+
+def test_calibration_auto_is_chosen_by_cross_fitting_on_validation():
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 3)) < [0.4, 0.2, 0.1]).astype(int)
+    s = np.clip(0.6 + 0.3 * y + rng.normal(0, 0.1, y.shape), 0.001, 0.999)  # over-confident, as the ASL makes
+    films_ = [f"tt{i:07d}" for i in range(300)]
+    figures = cross_fitted(y, s, GENRES, films_, "f1_macro", 0.5)
+    assert set(figures) == {"none", "temperature", "platt"}
+    # Platt brings the out-of-fold probabilities close to frequencies; the raw scores are far off
+    assert figures["platt"]["ece_macro"] < figures["none"]["ece_macro"]
+    d = fit_decision(POSTER_ONLY, y, s, GENRES, films_, "f1_macro", 0.5, "auto")
+    best = max(figures, key=lambda m: (figures[m]["f1_macro"], -["none", "temperature", "platt"].index(m)))
+    assert d.calibration_method == best and d.validation["calibration"]["cross_fitted"] == figures
+    # folds are by film: the same film in the same fold whatever the order
+    assert folds(films_[::-1]).tolist() == folds(films_).tolist()[::-1]
+    assert 100 < folds(films_).sum() < 200
+    # a fixed setting is used as it is
+    assert fit_decision(POSTER_ONLY, y, s, GENRES, films_, "f1_macro", 0.5, "none").calibration is None
+    with pytest.raises(ValueError, match="eval.calibration"):
+        fit_decision(POSTER_ONLY, y, s, GENRES, films_, "f1_macro", 0.5, "isotonic")
+
+
+def test_pattern_of_names_each_film_by_its_plot():
+    assert pattern_of(None, 2).tolist() == [POSTER_ONLY, POSTER_ONLY]
+    assert pattern_of(np.array([True, False]), 2).tolist() == [WITH_PLOT, POSTER_ONLY]
+
+
+def test_the_product_is_chosen_on_validation_and_never_reads_test(films, tmp_path):
+    datasets, dims, info = films
+    main = _train(datasets, dims, info, head="image", plot=False, epochs=5)
+    attach_decisions(main, datasets["val"], "f1_macro", 0.5, "auto")
+    candidates = [Candidate("plot-model", FusionParams(head="visio_textual", plot=True, metadata=False, dim=16,
+                                                       heads=4, dropout=0.0),
+                            TrainParams(epochs=30, patience=30, lr=3e-3), LossParams(name="bce"))]
+
+    def record(ckpt):
+        ckpt["features"] = {"image": {"seed": 1}, "text": {"seed": 2}}
+        ckpt["metadata_spec"] = info["metadata_spec"]
+
+    product, summaries = build_product(datasets, dims, GENRES, main, candidates, "f1_macro", 0.5, "auto", 2, record)
+    assert set(summaries) == {"plot-model"}
+    choice = product.choice["patterns"]
+    assert set(choice) == {POSTER_ONLY, WITH_PLOT}
+    assert choice[POSTER_ONLY]["posters"] == len(datasets["val"])
+    assert choice[WITH_PLOT]["posters"] == int(datasets["val"].tensors["has_plot"].sum())
+    assert set(choice[WITH_PLOT]["candidates"]) == {MAIN, "plot-model", f"mean({MAIN}, plot-model)"}
+    # where the plot is there, reading it wins by far (the plot tells the genre, the poster weakly)
+    assert "plot-model" in product.plans[WITH_PLOT].members
+    for c in choice.values():
+        best = max(c["candidates"].values(), key=lambda f: f["f1_macro"])["f1_macro"]
+        assert c["candidates"][c["chosen"]]["f1_macro"] == best
+    save_product(product, tmp_path / "a.pt")
+
+    # the same choice, byte for byte, with the test split's labels shuffled or the test split gone
+    shuffled = dict(datasets)
+    test = datasets["test"]
+    perm = np.random.default_rng(0).permutation(len(test))
+    shuffled["test"] = Dataset(test.keys, test.imdb_ids, test.tensors, test.labels[perm])
+    again, _ = build_product(shuffled, dims, GENRES, main, candidates, "f1_macro", 0.5, "auto", 2, record)
+    save_product(again, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    without_test = {k: v for k, v in datasets.items() if k != "test"}
+    third, _ = build_product(without_test, dims, GENRES, main, candidates, "f1_macro", 0.5, "auto", 2, record)
+    save_product(third, tmp_path / "c.pt")
+    assert (tmp_path / "c.pt").read_bytes() == (tmp_path / "a.pt").read_bytes()
+
+    # loaded back, it decides the same
+    loaded = load_product(tmp_path / "a.pt")
+    first, second = product.decide(test), loaded.decide(test)
+    assert first.rules == second.rules
+    np.testing.assert_array_equal(first.probabilities, second.probabilities)
+    assert loaded.reads == ["image", "text", "plot"] and loaded.features["image"] == {"seed": 1}
+
+
+def _prediction_frames(folder, variant, seeds, rng, with_plot, quality):
+    """product_predictions.parquet files of a fake variant: the product right on ``quality`` of the labels, the
+    main model on half as many."""
+    n = len(with_plot)
+    y = (np.random.default_rng(7).random((n, 3)) < 0.4).astype(np.int8)
+    for k in seeds:
+        cols = {"key": [f"k{i:03d}" for i in range(n)], "imdb_id": [f"tt{i:07d}" for i in range(n)],
+                "has_plot": with_plot if variant == "films" else [None] * n}
+        for j, g in enumerate(GENRES):
+            right = rng.random(n) < quality
+            cols[f"y_{g}"] = y[:, j]
+            cols[f"product_{g}"] = np.where(right, y[:, j], 1 - y[:, j]).astype(np.int8)
+            cols[f"main_{g}"] = np.where(rng.random(n) < quality / 2 + 0.5 * (1 - quality), y[:, j],
+                                         1 - y[:, j]).astype(np.int8)
+            cols[f"prob_{g}"] = np.full(n, 0.5, dtype=np.float32)
+        cols["product_rule"] = ["with_plot:per_genre" if p else "poster_only:per_genre" for p in with_plot]
+        cols["main_rule"] = cols["product_rule"]
+        path = folder / variant / f"seed{k}" / "product_predictions.parquet"
+        path.parent.mkdir(parents=True)
+        pl.DataFrame(cols, schema_overrides={"has_plot": pl.Boolean}).write_parquet(path)
+    return y
+
+
+def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
+    from pipeline.evaluation.product_report import load_product_runs, product_markdown, product_summary
+
+    rng = np.random.default_rng(0)
+    with_plot = [i % 4 != 0 for i in range(80)]
+    y = _prediction_frames(tmp_path, "films", [0, 1, 2], rng, with_plot, 0.95)
+    _prediction_frames(tmp_path, "poster", [0, 1, 2], rng, with_plot, 0.7)
+    runs, plans = load_product_runs(tmp_path)
+    assert set(runs) == {"films", "poster"} and len(runs["films"]) == 3
+    summary = product_summary(runs, GENRES, n_boot=300, plans=plans)
+    tests = {(t["a"], t["b"], t["subset"]): t for t in summary["tests"]}
+    assert len(tests) == 6
+    better = tests[("films/product", "films/main", "all")]
+    assert better["diff"] > 0 and better["ci_low"] > 0 and better["significant"]
+    assert all(t["p_holm"] >= t["p_value"] for t in summary["tests"])
+    row = next(r for r in summary["rows"] if (r["variant"], r["model"], r["subset"]) == ("films", "product",
+                                                                                       "without_plot"))
+    assert row["posters"] == 20 and row["seeds"] == 3
+    assert summary["tags_without_plot"]["Drama"]["true"] == int(y[[not p for p in with_plot], 0].sum())
+    text = product_markdown(summary, {"Table V (films)": ("moviescope", 0.5926, None)})
+    assert "| films | product | without_plot | 20 | 3 |" in text and "| moviescope | 59.26 | - |" in text
+    # runs on other test posters cannot be paired
+    other = tmp_path / "other"
+    _prediction_frames(other, "films", [0], rng, with_plot[:60], 0.9)
+    _prediction_frames(other, "poster", [0], rng, with_plot, 0.9)
+    with pytest.raises(Exception, match="do not share their test posters"):
+        load_product_runs(other)
