@@ -12,6 +12,18 @@ POSTERS = (ROOT / ".." / "shared" / "posters").resolve()
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
+def committed_params() -> dict:
+    """params.yaml as git holds it (the index: what is committed or staged), not the workspace's, which
+    `dvc exp run -S ...` changes (a data.films left there by the README's films run must not reach a test's
+    repo); the file itself outside a git checkout."""
+    import subprocess
+
+    import yaml
+
+    shown = subprocess.run(["git", "show", ":params.yaml"], cwd=ROOT, capture_output=True, text=True)
+    return yaml.safe_load(shown.stdout if shown.returncode == 0 else (ROOT / "params.yaml").read_text())
+
+
 @pytest.fixture(scope="session")
 def posters_dir() -> Path:
     if not (POSTERS / "labels.csv").exists():

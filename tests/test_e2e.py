@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import ASSETS, ROOT
+from tests.conftest import ASSETS, ROOT, committed_params
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def repo(tmp_path_factory, posters_dir) -> Path:
         if (ROOT / f).is_file():
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_params()  # not the workspace's: a user's `dvc exp run -S ...` may have changed it
     params["data"].update(source=str(posters_dir), limit=30)
     params["encoder"]["name"] = "offline"
     params["train"]["epochs"] = 4

@@ -2,17 +2,18 @@ import pytest
 import yaml
 
 from pipeline.core.params import ParamsError, load_params, parse_group
-from tests.conftest import ROOT
+from tests.conftest import ROOT, committed_params
 
 
-def test_repo_params_are_valid_and_complete():
-    params = load_params(ROOT / "params.yaml")
+def test_repo_params_are_valid_and_complete(tmp_path):
+    raw = committed_params()  # the committed file: a user's `dvc exp run -S ...` changes the workspace's
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = load_params(tmp_path / "params.yaml")
     assert params["fusion"].layers == 4
     assert params["loss"].gamma_pos == 3.0 and params["loss"].gamma_neg == 4.0 and params["loss"].margin == 0.2
     assert params["train"].lr == 1e-4 and params["train"].patience == 10 and params["train"].batch_size == 32
     assert len(params["data"].genres) == 13
     # every key of every group is written out (DVC needs declared params to exist)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for group, model in params.items():
         assert set(raw[group]) == set(type(model).model_fields), group
 
@@ -149,15 +150,6 @@ def readme_parameters() -> dict[str, tuple[str, str]]:
 
 def _values(cell: str) -> list:
     return [yaml.safe_load(v) for v in re.findall(r"`([^`]+)`", cell)]
-
-
-def committed_params() -> dict:
-    """params.yaml as git holds it (the index: what is committed or staged), not the workspace's, which
-    `dvc exp run -S ...` changes; the file itself outside a git checkout."""
-    import subprocess
-
-    shown = subprocess.run(["git", "show", ":params.yaml"], cwd=ROOT, capture_output=True, text=True)
-    return yaml.safe_load(shown.stdout if shown.returncode == 0 else (ROOT / "params.yaml").read_text())
 
 
 def test_params_yaml_holds_exactly_the_schema_defaults():
