@@ -222,7 +222,12 @@ def _prediction_frames(folder, variant, seeds, rng, with_plot, quality):
 
 
 def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
-    from pipeline.evaluation.product_report import load_product_runs, product_markdown, product_summary
+    from pipeline.evaluation.product_report import (
+        load_product_runs,
+        product_headline,
+        product_markdown,
+        product_summary,
+    )
 
     rng = np.random.default_rng(0)
     with_plot = [i % 4 != 0 for i in range(80)]
@@ -242,6 +247,11 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     assert summary["tags_without_plot"]["Drama"]["true"] == int(y[[not p for p in with_plot], 0].sum())
     text = product_markdown(summary, {"Table V (films)": ("moviescope", 0.5926, None)})
     assert "| films | product | without_plot | 20 | 3 |" in text and "| moviescope | 59.26 | - |" in text
+    summary["references"] = {"Table V": {"method": "moviescope", "f1_macro": 0.5926}}
+    lines = product_headline(summary)
+    t = better
+    assert f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}], significant" in lines[0]
+    assert "without a synopsis" in lines[1] and "moviescope, macro F1 59.26" in lines[-2]
     # runs on other test posters cannot be paired
     other = tmp_path / "other"
     _prediction_frames(other, "films", [0], rng, with_plot[:60], 0.9)

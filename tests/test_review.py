@@ -197,3 +197,14 @@ def test_build_cards_from_rows_and_the_attention_drawn_on_the_page():
     page = render_page(cards, GENRES, title="t", rule="r")
     assert 'title="attention 0.600"' in page and "<svg class=\"heat\"" in page
     assert page.count("<rect ") == 4  # one cell per region of the first poster; the second has no image
+
+
+def test_each_card_names_its_input_patterns_rule_and_thresholds():
+    plot = _card("p", ["Action"], ["Action"], [0.9, 0.1, 0.2], rule="with_plot:per_genre",
+                 thresholds={"Action": 0.3, "Comedy": 0.6, "Drama": 0.5})
+    bare = _card("q", ["Comedy"], ["Comedy"], [0.2, 0.7, 0.2], rule="poster_only:per_genre_max2")
+    page = render_page([plot, bare], GENRES, title="t", rule="r", thresholds=dict.fromkeys(GENRES, 0.45))
+    card_p = page[page.index('data-key="p"'):page.index("</article>", page.index('data-key="p"'))]
+    card_q = page[page.index('data-key="q"'):page.index("</article>", page.index('data-key="q"'))]
+    assert "decided by:</span> with_plot:per_genre<" in card_p and 'title="threshold 0.30"' in card_p
+    assert "decided by:</span> poster_only:per_genre_max2<" in card_q and 'title="threshold 0.45"' in card_q

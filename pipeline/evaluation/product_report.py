@@ -118,6 +118,7 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
     out = ["# The product against the paper's head", "",
            f"{summary['test_posters']} test posters; each model's figures are the mean and standard deviation over "
            "its seeds. Macro F1 first (a rule can win samples F1 by never tagging rare genres).", "",
+           *[f"- {line}" for line in product_headline(summary)], "",
            "| variant | model | films | posters | seeds | macro F1 | samples F1 | genres per poster (true) |",
            "|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
@@ -166,3 +167,60 @@ def best_product_rule(summary: dict[str, Any], methods: list[str] | None = None)
              if methods is None or m in methods}
     best = max(rules, key=rules.get)
     return best, rules[best]
+
+
+def _row(summary: dict[str, Any], variant: str, model: str, subset: str) -> dict[str, Any] | None:
+    return next((r for r in summary["rows"] if (r["variant"], r["model"], r["subset"]) == (variant, model, subset)),
+                None)
+
+
+def _test(summary: dict[str, Any], a: str, b: str, subset: str) -> dict[str, Any] | None:
+    return next((t for t in summary["tests"] if (t["a"], t["b"], t["subset"]) == (a, b, subset)), None)
+
+
+def _figure(row: dict[str, Any]) -> str:
+    return (f"macro F1 {100 * row['f1_macro_mean']:.2f} ± {100 * row['f1_macro_std']:.2f} (samples F1 "
+            f"{100 * row['f1_samples_mean']:.2f}, {row['genres_per_poster']:.2f} genres per poster)")
+
+
+def _tested(t: dict[str, Any]) -> str:
+    verdict = "significant" if t["significant"] else "not significant"
+    return f"{100 * t['diff']:+.2f} [{100 * t['ci_low'] + 0:+.2f}, {100 * t['ci_high'] + 0:+.2f}], {verdict}"
+
+
+def product_headline(summary: dict[str, Any]) -> list[str]:
+    """The README's sentences on the product, made from the report's summary (a test holds the README to them):
+    every figure is a row of the report, every interval the test of the pair it is written beside."""
+    out = []
+    seeds = {r["seeds"] for r in summary["rows"]}
+    films, poster = _row(summary, "films", "product", "all"), _row(summary, "poster", "product", "all")
+    if films is not None:
+        head = _row(summary, "films", "main", "all")
+        t = _test(summary, "films/product", "films/main", "all")
+        out.append(f"With synopses (`data.films`), the product scores {_figure(films)} on all "
+                   f"{films['posters']} test films, against the paper's head with films and its own decisions "
+                   f"{_figure(head)}: {_tested(t)}.")
+        bare, bare_poster = _row(summary, "films", "product", "without_plot"), _row(summary, "poster", "product",
+                                                                                      "without_plot")
+        bare_head = _row(summary, "films", "main", "without_plot")
+        if bare is not None:
+            line = (f"On the {bare['posters']} test films that arrive without a synopsis it scores "
+                    f"{_figure(bare)}")
+            if bare_poster is not None:
+                t = _test(summary, "films/product", "poster/product", "without_plot")
+                line += f"; the poster-only product there: {_figure(bare_poster)} ({_tested(t)})"
+            t = _test(summary, "films/product", "films/main", "without_plot")
+            line += f"; the paper's head with films there: {_figure(bare_head)} ({_tested(t)})."
+            out.append(line)
+    if poster is not None:
+        head = _row(summary, "poster", "main", "all")
+        t = _test(summary, "poster/product", "poster/main", "all")
+        out.append(f"Poster only, the product scores {_figure(poster)}, against the paper's head {_figure(head)}: "
+                   f"{_tested(t)}.")
+    for label, ref in summary.get("references", {}).items():
+        out.append(f"For reference, the best single method of the committed {label} with its own product rule "
+                   f"(chosen by that report's settings): {ref['method']}, macro F1 {100 * ref['f1_macro']:.2f}.")
+    out.append(f"Mean ± standard deviation over {', '.join(map(str, sorted(seeds)))} seeds; intervals: two-level "
+               f"paired bootstrap of macro F1 (test films and seeds), Holm over the report's {len(summary['tests'])} "
+               "tests.")
+    return out
