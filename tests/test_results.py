@@ -231,3 +231,24 @@ def test_the_ocr_engines_section_is_the_committed_compare_two():
         prov = load(results / name, "provenance.json")
         assert prov["kind"] == "compare-two" and prov["params_changed"]["ocr.engine"] == "easyocr"
         assert prov["command"] in section and prov["revision"][:7] in section, f"docs lack results/{name}'s command"
+
+
+def test_the_product_section_and_headline_are_the_committed_report():
+    """docs/results.md's product section holds results/product/report.md's tables whole and its reading, the README
+    the sentences generated from the committed summary (every figure a row of the report, every interval the test
+    of the pair written beside it), with the provenance's command and revision."""
+    from pipeline.evaluation.product_report import product_headline
+
+    folder = ROOT / "results" / "product"
+    report, summary = (folder / "report.md").read_text(), load(folder, "summary.json")
+    provenance = load(folder, "provenance.json")
+    section = _section((ROOT / "docs" / "results.md").read_text(), "## The product: what a catalogue gets")
+    for block in report.split("\n\n"):
+        if block.startswith("|"):
+            assert block in section, f"docs/results.md lacks this table of results/product/report.md:\n{block}"
+    flat = lambda text: " ".join(text.split())  # noqa: E731  (line breaks differ, words must not)
+    readme = flat((ROOT / "README.md").read_text())
+    for line in product_headline(summary):
+        assert flat(line) in readme, f"README lacks: {line}"
+        assert flat(line) in flat(section), f"docs/results.md's product section lacks: {line}"
+    assert provenance["kind"] == "product" and provenance["revision"][:7] in section

@@ -34,6 +34,7 @@ from pipeline.evaluation.decisions import (
     Decided,
     Decision,
     checkpoint_decisions,
+    choose_calibration,
     cross_fitted,
     decide,
     fit_decision,
@@ -195,8 +196,7 @@ def choose_product(members: dict[str, Member], val: Dataset, genres: list[str], 
 
 
 def _best(figures: dict[str, dict[str, Any]], metric: str) -> dict[str, Any]:
-    """A candidate's cross-fitted figures under its best calibration (ties: the simpler, listed first)."""
-    names = list(figures)
-    best = max(range(len(names)), key=lambda i: (figures[names[i]][metric], -i))
-    return {"calibration": names[best], **figures[names[best]]}
+    """A candidate's cross-fitted figures under the calibration ``auto`` would choose for it."""
+    chosen = choose_calibration(figures, metric)
+    return {"calibration": chosen, **figures[chosen]}
 
