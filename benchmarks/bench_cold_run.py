@@ -66,7 +66,8 @@ def stage_posters(clone: Path) -> dict[str, dict]:
     per_poster = {"posters": posters}
     return {"ingest": per_poster, "embed-image": per_poster, "ocr": per_poster, "embed-text": per_poster,
             "train": {"posters": train_posters, "epochs": epochs},
-            "evaluate": {"posters": load("data/split_summary.json").get("test", {}).get("posters")}}
+            "evaluate": {"posters": load("data/split_summary.json").get("test", {}).get("posters")},
+            "product": {"posters": train_posters}}
 
 
 def markdown(report: dict) -> str:
@@ -106,7 +107,9 @@ def markdown_rule(report: dict) -> str:
     """The README's sentence on the run's product rule (chosen on validation), on test."""
     m = report["test_metrics"]
     rule = m["product_rule"]
-    return (f"Product rule of the cold run of `{report['commit'][:7]}` ({ocr_label(report)}; `{rule['name']}`, "
+    # a run's product rule: one name (a single rule), or each input pattern's (pattern:rule)
+    name = rule.get("name") or ", ".join(rule["rules"])
+    return (f"Product rule of the cold run of `{report['commit'][:7]}` ({ocr_label(report)}; `{name}`, "
             f"chosen on validation), on test: F_m {100 * rule['f1_macro']:.2f}, F_s {100 * rule['f1_samples']:.2f}, "
             f"hamming loss {rule['hamming_loss']:.4f}, {rule['genres_per_poster']:.2f} genres per poster "
             f"(true {m['genres_per_poster_true']:.2f}).")
