@@ -81,6 +81,10 @@ class OcrJob:
     stage: str = "ocr"
     splittable: bool = True
     reads_files: bool = True
+    #: Every engine reads with one thread, in this process, in worker processes and on Ray alike: OpenVINO's
+    #: kernels give other last bits with another thread count on some CPUs (an AMD EPYC read the same posters
+    #: differently with 1 and 2 threads), and the text must not depend on where it was read.
+    threads: int = 1
 
     @property
     def batch_size(self) -> int:
@@ -94,7 +98,7 @@ class OcrJob:
                 check_identity("OCR engine", ocr_identity(self.params), self.identity,
                                "install the same packages on every node, or read at ocr.rapidocr.precision: f32 "
                                "where nodes differ in bfloat16 support")
-            reader = create_reader(self.params, threads)
+            reader = create_reader(self.params, self.threads)
         return lambda items: [read_one(reader, item) for item in items]
 
     def store(self, cache: RecordCache, keys: list[str], values: list[Any]) -> None:
