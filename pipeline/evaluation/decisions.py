@@ -131,14 +131,17 @@ def choose_calibration(figures: dict[str, dict[str, Any]], metric: str,
 
 
 def fit_decision(pattern: str, y_val: np.ndarray, s_val: np.ndarray, genres: list[str], groups: list[str],
-                 metric: str = "f1_samples", threshold: float = 0.5, calibration: str = "auto") -> Decision:
+                 metric: str = "f1_samples", threshold: float = 0.5, calibration: str = "auto",
+                 figures: dict[str, dict[str, Any]] | None = None) -> Decision:
     """The decision of ``pattern``: calibration (``auto``: chosen by cross-fitting) and rule, fitted on the
-    validation labels ``y_val`` and scores ``s_val`` of that pattern (``groups``: each row's film)."""
+    validation labels ``y_val`` and scores ``s_val`` of that pattern (``groups``: each row's film).
+    ``figures``: :func:`cross_fitted`'s result for these very scores, when the caller has it already."""
     if calibration not in CALIBRATION_CHOICES:
         raise ValueError(f"eval.calibration must be one of {', '.join(CALIBRATION_CHOICES)}, not {calibration!r}")
     y_val, s_val = np.asarray(y_val), np.asarray(s_val, dtype=np.float32)
     methods = CALIBRATIONS if calibration == "auto" else (calibration,)
-    figures = cross_fitted(y_val, s_val, genres, groups, metric, threshold, methods) if len(y_val) > 1 else {}
+    if figures is None:
+        figures = cross_fitted(y_val, s_val, genres, groups, metric, threshold, methods) if len(y_val) > 1 else {}
     method = choose_calibration(figures, metric) if figures else methods[0]
     fitted = fit_calibration(method, y_val, s_val, genres)
     rule, report = choose_rule(y_val, apply_calibration(fitted, s_val, genres), genres, metric, threshold)

@@ -178,18 +178,21 @@ def choose_product(members: dict[str, Member], val: Dataset, genres: list[str], 
     choice: dict[str, Any] = {"metric": metric, "calibration": calibration, "average_top": average_top, "patterns": {}}
     for pattern, (y, scores, films) in pattern_scores({n: m.head for n, m in members.items()}, val, spec).items():
         candidates: dict[str, tuple[tuple[str, ...], np.ndarray]] = {n: ((n,), s) for n, s in scores.items()}
-        figures = {n: _best(cross_fitted(y, s, genres, films, metric, threshold, methods), metric)
-                   for n, (_, s) in candidates.items()}
+        # every calibration's cross-fitted figures per candidate, computed once: the chosen one's decision reuses them
+        fitted = {n: cross_fitted(y, s, genres, films, metric, threshold, methods) for n, (_, s) in candidates.items()}
+        figures = {n: _best(f, metric) for n, f in fitted.items()}
         if average_top > 1 and len(scores) > 1:
             top = sorted(scores, key=lambda n: -figures[n][metric])[:average_top]  # stable: earlier first on ties
             top = tuple(n for n in scores if n in top)  # in candidate order
             s = np.mean([scores[n] for n in top], axis=0)
             candidates[average_name(top)] = (top, s)
-            figures[average_name(top)] = _best(cross_fitted(y, s, genres, films, metric, threshold, methods), metric)
+            fitted[average_name(top)] = cross_fitted(y, s, genres, films, metric, threshold, methods)
+            figures[average_name(top)] = _best(fitted[average_name(top)], metric)
         order = list(candidates)
         best = max(range(len(order)), key=lambda i: (figures[order[i]][metric], -i))
         chosen_members, s = candidates[order[best]]
-        decision = fit_decision(pattern, y, s, genres, films, metric, threshold, calibration)
+        decision = fit_decision(pattern, y, s, genres, films, metric, threshold, calibration,
+                                figures=fitted[order[best]] if len(y) > 1 else None)
         plans[pattern] = Plan(chosen_members, decision)
         choice["patterns"][pattern] = {"posters": int(len(y)), "chosen": order[best], "candidates": figures}
     return Product(list(genres), members, plans, choice)
