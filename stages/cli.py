@@ -99,7 +99,8 @@ def predict_cmd(
     and CSV carry the rule and the pattern per poster. A model trained with films reads the poster only when
     neither --plot nor --films is given."""
     from pipeline.core.params import load_params
-    from pipeline.models.predict import predict
+    from pipeline.evaluation.review import write_predicted
+    from pipeline.models.predict import Seen, predict
 
     p = load_params(params, ["ocr", "encoder", "eval", "ray"])
     if model is None:
@@ -108,14 +109,16 @@ def predict_cmd(
             print(f"note: no {PRODUCT} (run dvc repro): using the main pipeline's model {MAIN_MODEL}", file=sys.stderr)
     ray = p["ray"] if ray_address is None else p["ray"].model_copy(update={"address": ray_address})
     notes: list[str] = []
+    seen: list[Seen] = []
     results, errors = predict(posters, model, p["ocr"], p["encoder"], threshold=threshold,
                               fallback_threshold=p["eval"].threshold, notes=notes, ray=ray, plot=plot, films=films,
-                              html=html)
+                              seen=seen if html is not None else None)
     for line in notes:
         print(line, file=sys.stderr)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     if html is not None:
+        write_predicted(html, seen[0], errors)
         print(f"review page: {html / 'index.html'}", file=sys.stderr)
     if format is Format.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))

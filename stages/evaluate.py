@@ -9,8 +9,6 @@ import typer
 
 from pipeline.core.io import write_json, write_parquet
 from pipeline.core.params import load_params
-from pipeline.evaluation.calibration import calibration_figures
-from pipeline.evaluation.decisions import POSTER_ONLY, decisions_line
 from pipeline.evaluation.evaluate import (
     calibration_table,
     evaluate_scores,
@@ -26,6 +24,8 @@ from pipeline.evaluation.review import split_cards, write_review
 from pipeline.models.checkpoint import load_head, modalities
 from pipeline.models.datasets import load_datasets, predict_scores
 from pipeline.models.product import MAIN, product_from_head
+from pipeline.scoring.calibration import calibration_figures
+from pipeline.scoring.decisions import POSTER_ONLY, decisions_line
 from stages._command import command
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.evaluation import calibration as cal
+from pipeline.scoring import calibration as cal
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

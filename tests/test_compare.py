@@ -27,8 +27,8 @@ from pipeline.evaluation.methods import (
     method_training,
     reads_films,
 )
-from pipeline.evaluation.metrics import f1
 from pipeline.evaluation.runs import run_frame
+from pipeline.scoring.metrics import f1
 
 GENRES = ["A", "B", "C"]
 
@@ -224,7 +224,7 @@ def test_report_measures_the_product_rule_on_test():
     s_val = np.clip(0.55 + 0.4 * y * rng.random(y.shape) + 0.02 * rng.random(y.shape), 0, 1)
     s = np.clip(0.55 + 0.4 * y * rng.random(y.shape) + 0.02 * rng.random(y.shape), 0, 1)
     s_clean = np.where(y == 1, 0.9, 0.1)
-    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.scoring.thresholds import choose_rule
 
     assert choose_rule(y, s_clean, GENRES)[0].name == "global@0.5"  # what choosing on test would give
     clean = summarise({"concat": [_run("concat", 0, keys, groups, y, s_val, s_clean)]}, GENRES, n_boot=10)
@@ -406,7 +406,7 @@ def test_summarise_refuses_runs_of_different_test_posters_or_labels():
 
 
 def test_rule_line_calls_only_a_threshold_of_05_the_papers_rule():
-    from pipeline.evaluation.thresholds import DecisionRule, rule_line
+    from pipeline.scoring.thresholds import DecisionRule, rule_line
 
     assert "(the paper's rule)" in rule_line(DecisionRule.global_threshold(GENRES, 0.5))
     line = rule_line(DecisionRule.global_threshold(GENRES, 0.3))
@@ -481,8 +481,8 @@ def test_every_pair_of_poster_methods_is_tested_in_its_own_holm_family():
 def test_report_product_rule_reads_scores_calibrated_as_train_would():
     """With eval.calibration the report's product rule is chosen on calibrated validation scores and measured on
     calibrated test scores (what predict would do); the paper's figures stay on the head's scores."""
-    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
-    from pipeline.evaluation.thresholds import choose_rule, measure
+    from pipeline.scoring.calibration import apply_calibration, fit_calibration
+    from pipeline.scoring.thresholds import choose_rule, measure
 
     y, groups, rng = _data(n_films=150)
     keys = [f"k{i}" for i in range(len(y))]

@@ -256,9 +256,9 @@ def test_evaluate_stage_tunes_per_genre_thresholds_on_the_validation_split(repo,
     import numpy as np
     import torch
 
-    from pipeline.evaluation.thresholds import tune_thresholds
     from pipeline.models.checkpoint import load_head
     from pipeline.models.datasets import load_datasets, predict_scores
+    from pipeline.scoring.thresholds import tune_thresholds
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["eval"]["threshold_mode"] = "per_genre"
@@ -284,10 +284,10 @@ def test_train_stage_saves_the_rule_chosen_on_the_validation_split(repo):
     choose_rule's on the saved head's validation scores, and differ from what test or train would choose."""
     import torch
 
-    from pipeline.evaluation.decisions import Decision
-    from pipeline.evaluation.thresholds import choose_rule
     from pipeline.models.checkpoint import load_head
     from pipeline.models.datasets import load_datasets, predict_scores
+    from pipeline.scoring.decisions import Decision
+    from pipeline.scoring.thresholds import choose_rule
 
     head, ckpt = load_head(repo / "models" / "model.pt")
     decision = Decision.from_dict(ckpt["decisions"]["poster_only"])
@@ -404,10 +404,10 @@ def test_calibration_is_fitted_on_validation_and_the_product_rule_reads_calibrat
     on the calibrated validation scores; the paper's figures (uncalibrated scores) do not move."""
     import torch
 
-    from pipeline.evaluation.calibration import apply_calibration, fit_calibration
-    from pipeline.evaluation.thresholds import choose_rule
     from pipeline.models.checkpoint import load_head
     from pipeline.models.datasets import load_datasets, predict_scores
+    from pipeline.scoring.calibration import apply_calibration, fit_calibration
+    from pipeline.scoring.thresholds import choose_rule
 
     before = json.loads((repo / "dvclive" / "evaluate" / "metrics.json").read_text())
     out = run(["dvc", "exp", "run", "-S", "eval.calibration=temperature"], repo)

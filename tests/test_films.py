@@ -222,9 +222,9 @@ def test_predict_joins_films_rows_by_the_file_names_imdb_id_or_a_poster_column(t
 
 
 def test_evaluate_reports_films_with_and_without_a_plot_apart():
-    from pipeline.evaluation.decisions import Decision, decide, pattern_of
     from pipeline.evaluation.evaluate import plot_subsets
-    from pipeline.evaluation.thresholds import DecisionRule
+    from pipeline.scoring.decisions import Decision, decide, pattern_of
+    from pipeline.scoring.thresholds import DecisionRule
 
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
     s = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.2], [0.9, 0.1]])  # right with a plot, wrong without

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pipeline.evaluation import metrics as m
+from pipeline.scoring import metrics as m
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_shape_mismatch_is_an_error():
 
 def test_per_genre_thresholds_are_tuned_on_validation_only():
     from pipeline.evaluation.evaluate import decision_thresholds
-    from pipeline.evaluation.thresholds import tune_thresholds
+    from pipeline.scoring.thresholds import tune_thresholds
 
     rng = np.random.default_rng(1)
     y_val = (rng.random((300, 3)) < 0.3).astype(int)
@@ -113,10 +113,10 @@ def test_per_genre_threshold_array_in_all_metrics():
     assert out["f1_micro"] == 1.0
 
 
-# --- decision rules (pipeline/evaluation/thresholds.py) --------------------------------------------------------------
+# --- decision rules (pipeline/scoring/thresholds.py) --------------------------------------------------------------
 
 def test_decision_rule_caps_genres_by_margin_over_threshold():
-    from pipeline.evaluation.thresholds import DecisionRule
+    from pipeline.scoring.thresholds import DecisionRule
 
     rule = DecisionRule({"A": 0.5, "B": 0.25, "C": 0.75, "D": 0.5}, max_genres=2, name="r")
     scores = np.array([
@@ -149,7 +149,7 @@ def _over_predicting(seed=0, n=400, m=13):
 
 
 def test_choose_rule_caps_genres_where_over_prediction_is_rampant():
-    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.scoring.thresholds import choose_rule
 
     y, s = _over_predicting()
     genres = [f"g{j}" for j in range(13)]
@@ -170,7 +170,7 @@ def test_choose_rule_caps_genres_where_over_prediction_is_rampant():
 
 
 def test_choose_rule_keeps_the_papers_rule_where_half_is_already_best():
-    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.scoring.thresholds import choose_rule
 
     rng = np.random.default_rng(2)
     n, genres = 200, ["A", "B", "C", "D", "E", "F", "G", "H"]
@@ -194,7 +194,7 @@ def test_rule_metric_param_is_validated():
 
 
 def test_the_default_rule_metric_is_the_mean_of_macro_and_samples_f1():
-    from pipeline.evaluation.thresholds import DecisionRule, measure
+    from pipeline.scoring.thresholds import DecisionRule, measure
 
     y = np.array([[1, 0, 0], [1, 0, 1], [0, 1, 0], [1, 0, 0]])
     s = np.array([[0.9, 0.1, 0.1], [0.8, 0.2, 0.1], [0.6, 0.4, 0.2], [0.7, 0.1, 0.1]])  # rare genre C never tagged
@@ -204,9 +204,9 @@ def test_the_default_rule_metric_is_the_mean_of_macro_and_samples_f1():
 
 
 def test_evaluate_reports_both_rules_and_keeps_the_papers_metrics():
-    from pipeline.evaluation.decisions import Decision, decide
     from pipeline.evaluation.evaluate import evaluate_scores, predictions_table, rule_figures
-    from pipeline.evaluation.thresholds import DecisionRule
+    from pipeline.scoring.decisions import Decision, decide
+    from pipeline.scoring.thresholds import DecisionRule
 
     y, s = _over_predicting(seed=3, n=60, m=4)
     genres = ["A", "B", "C", "D"]

@@ -1,4 +1,4 @@
-"""Decisions per input pattern and the product chosen on validation (pipeline/evaluation/decisions.py,
+"""Decisions per input pattern and the product chosen on validation (pipeline/scoring/decisions.py,
 pipeline/models/product.py)."""
 
 import numpy as np
@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from pipeline.core.params import FusionParams, LossParams, TrainParams
-from pipeline.evaluation.decisions import (
+from pipeline.features.store import FeatureSet
+from pipeline.models.checkpoint import head_from_checkpoint
+from pipeline.models.datasets import Dataset, FilmInputs, build_datasets, feature_dims, hide_films, predict_scores
+from pipeline.models.product import MAIN, load_product, product_from_head, save_product
+from pipeline.models.train import Candidate, attach_decisions, build_product, train_head
+from pipeline.scoring.decisions import (
     POSTER_ONLY,
     WITH_PLOT,
     Decision,
@@ -17,11 +22,6 @@ from pipeline.evaluation.decisions import (
     folds,
     pattern_of,
 )
-from pipeline.features.store import FeatureSet
-from pipeline.models.checkpoint import head_from_checkpoint
-from pipeline.models.datasets import Dataset, FilmInputs, build_datasets, feature_dims, hide_films, predict_scores
-from pipeline.models.product import MAIN, load_product, product_from_head, save_product
-from pipeline.models.train import Candidate, attach_decisions, build_product, train_head
 
 GENRES = ["Drama", "Comedy", "Horror"]
 

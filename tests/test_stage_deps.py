@@ -152,3 +152,31 @@ def test_import_graph_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert found == set(files) - {"pipeline/unused.py"}
     assert covered(tmp_path / "pipeline/sub/h.py", ["pipeline/sub"])
     assert not covered(tmp_path / "pipeline/sub/h.py", ["pipeline/su"])
+
+
+#: The library's layers, lowest first: a module may import its own layer and those below, never one above.
+LAYERS = ("core", "data", "features", "scoring", "models", "evaluation")
+
+
+def layer_of(path: Path) -> int | None:
+    parts = path.relative_to(ROOT).parts
+    return LAYERS.index(parts[1]) if parts[0] == "pipeline" and len(parts) > 2 and parts[1] in LAYERS else None
+
+
+def upward_imports(root: Path = ROOT) -> list[str]:
+    """``module -> imported module`` for every import (function-level ones too) of a layer above the module's."""
+    found = []
+    for path in sorted((root / "pipeline").rglob("*.py")):
+        own = layer_of(path)
+        if own is None:
+            continue
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for imported in imported_names(path, name):
+            target = module_file(imported)
+            if target is not None and (layer_of(target) or -1) > own:
+                found.append(f"{name} -> {imported}")
+    return sorted(set(found))
+
+
+def test_the_library_imports_downward_only() -> None:
+    assert upward_imports() == []

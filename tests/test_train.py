@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from pipeline.core.params import FusionParams, LossParams, TrainParams
-from pipeline.evaluation.thresholds import DecisionRule
 from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
 from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.train import attach_decisions, epoch_batches, train_head
+from pipeline.scoring.thresholds import DecisionRule
 
 GENRES = ["A", "B", "C"]
 
@@ -119,7 +119,7 @@ def trained(data, tmp_path_factory):
 
 
 def test_checkpoint_carries_the_decision_rule_chosen_on_validation(data, trained):
-    from pipeline.evaluation.thresholds import choose_rule
+    from pipeline.scoring.thresholds import choose_rule
 
     datasets, _, _ = data
     path, ckpt, summary = trained

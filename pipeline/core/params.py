@@ -320,14 +320,14 @@ class EvalParams(_Group):
     #: maximises its F1 on the validation split (never the test split).
     threshold_mode: Literal["global", "per_genre"] = "global"
     #: The product's decision rule (``poster-genres predict``) is the candidate with the best of this
-    #: metric on the validation split, chosen by the train stage (pipeline/evaluation/thresholds.py, choose_rule),
+    #: metric on the validation split, chosen by the train stage (pipeline/scoring/thresholds.py, choose_rule),
     #: and the product stage chooses its model by it. f1_macro_samples, the mean of macro and samples F1: a
     #: catalogue needs every genre tagged (macro F1, which a rule wins no points of by dropping rare genres) and
     #: each film's set of genres right (samples F1, which over-tagging loses).
     rule_metric: Literal["f1_macro_samples", "f1_samples", "f1_macro", "f1_micro"] = "f1_macro_samples"
     #: Probabilities people read (predict, the review page): ``none`` (the head's sigmoid), a per-genre
     #: ``temperature`` or ``platt`` scaling, or ``auto``: the one whose cross-fitted product rule scores best by
-    #: ``rule_metric`` on the validation split (pipeline/evaluation/decisions.py). Fitted on validation by train
+    #: ``rule_metric`` on the validation split (pipeline/scoring/decisions.py). Fitted on validation by train
     #: (and by the product stage), one per input pattern, saved in the checkpoint; the product rule is chosen on
     #: the calibrated validation scores. The paper's rule (evaluate's tables) always reads the head's own scores.
     calibration: Literal["none", "temperature", "platt", "auto"] = "auto"

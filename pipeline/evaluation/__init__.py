@@ -1,3 +1,5 @@
-"""Judging predictions: :mod:`.metrics` (multi-label metrics on arrays), :mod:`.thresholds`
-(decision rules), :mod:`.evaluate` (the evaluate stage's tables), and the comparison of methods:
-:mod:`.methods`, :mod:`.runs`, :mod:`.compare` (tables, paired film bootstrap, Holm)."""
+"""Judging trained models: :mod:`.evaluate` (the evaluate stage's tables), :mod:`.live` (DVCLive metrics and
+plots), :mod:`.review` (the review page), and the comparison of methods: :mod:`.methods`, :mod:`.runs`,
+:mod:`.compare` (tables, two-level paired bootstrap, Holm), :mod:`.results` (committed reports) and
+:mod:`.product_report` (the product against the paper's head over seeds). The numbers themselves come from
+:mod:`pipeline.scoring`."""

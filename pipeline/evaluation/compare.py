@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.decisions import POSTER_ONLY, fit_decision
 from pipeline.evaluation.evaluate import decision_thresholds
 from pipeline.evaluation.methods import (
     BASELINES,
@@ -38,8 +38,9 @@ from pipeline.evaluation.methods import (
     method_label,
     reads_films,
 )
-from pipeline.evaluation.metrics import all_metrics, f1, interpolated_precision
-from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure
+from pipeline.scoring.decisions import POSTER_ONLY, fit_decision
+from pipeline.scoring.metrics import all_metrics, f1, interpolated_precision
+from pipeline.scoring.thresholds import DecisionRule, genres_per_poster, measure
 
 TABLE_METRICS = [
     ("f1_macro", "F_m"), ("balanced_accuracy_macro", "BA_m"), ("f1_micro", "F_mu"),
@@ -62,7 +63,7 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 def _genre_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """F1 of each genre (n_draws, M) per row of ``w`` (n_draws, n_posters): poster i counted ``w[:, i]`` times.
 
-    The same counts as :func:`pipeline.evaluation.metrics.f1` on the resampled rows (integer
+    The same counts as :func:`pipeline.scoring.metrics.f1` on the resampled rows (integer
     weights, float64: exact), for every draw at once."""
     y = y.astype(bool)
     p = pred.astype(bool)
@@ -239,7 +240,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
       large enough for the family (``compare.bootstrap``, 10,000 by default: 0.024 for 120 pairs).
 
     Beside the paper's rule, each run's *product* decision rule (the one ``predict`` would
-    use: :func:`pipeline.evaluation.decisions.fit_decision`, the calibration (``auto``: chosen by cross-fitting)
+    use: :func:`pipeline.scoring.decisions.fit_decision`, the calibration (``auto``: chosen by cross-fitting)
     and the rule by ``rule_metric`` on its validation scores, as train does for a poster-only head)
     is measured on test: genres per poster against the true mean, F1s and hamming loss.
     """
@@ -325,8 +326,6 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
 def _same_test_posters(runs: dict[str, list[dict]], genres: list[str]) -> None:
     """Every run pairs with every other row by row: the same test posters, in the same order, with the same
     labels (one line naming the run that differs, as compare-two does)."""
-    from pipeline.core.errors import PipelineError
-
     ref = None
     for method, rs in runs.items():
         for r in rs:
@@ -368,8 +367,6 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
     p-value is Holm-adjusted over all the tests made here together, so ``methods`` (default: every
     method in both) should name only the ones the question needs.
     """
-    from pipeline.core.errors import PipelineError
-
     if methods:
         unknown = [m for m in methods if m not in runs_a or m not in runs_b]
         if unknown:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.evaluation.calibration import reliability
-from pipeline.evaluation.decisions import Decided
-from pipeline.evaluation.metrics import all_metrics, average_precision, hit_ratio, interpolated_precision
-from pipeline.evaluation.thresholds import DecisionRule, genres_per_poster, measure_predictions
+from pipeline.scoring.calibration import reliability
+from pipeline.scoring.decisions import Decided
+from pipeline.scoring.metrics import all_metrics, average_precision, hit_ratio, interpolated_precision
+from pipeline.scoring.thresholds import DecisionRule, genres_per_poster, measure_predictions, tune_thresholds
 
 
 def per_genre_table(metrics: dict) -> pl.DataFrame:
@@ -89,8 +89,6 @@ def reliability_points(y_true, y_score, y_prob, genres: list[str]) -> dict[str, 
 
 def decision_thresholds(mode: str, threshold: float, y_val: np.ndarray, s_val: np.ndarray) -> np.ndarray:
     """Per-genre thresholds: ``threshold`` everywhere, or tuned on the validation posters only."""
-    from pipeline.evaluation.thresholds import tune_thresholds
-
     m = y_val.shape[1]
     if mode == "global":
         return np.full(m, threshold)

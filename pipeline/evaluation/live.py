@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipeline.evaluation.metrics import average_precision, f1
+from pipeline.models.datasets import predict_scores
+from pipeline.scoring.metrics import average_precision, f1
 
 if TYPE_CHECKING:
     import polars as pl
@@ -53,8 +54,6 @@ class EpochLogger:
         self.live, self.val, self.threshold = live, val, threshold
 
     def __call__(self, record: EpochRecord, model: torch.nn.Module) -> None:
-        from pipeline.models.datasets import predict_scores
-
         device = next(model.parameters(), torch.empty(0)).device
         scores = predict_scores(model, self.val, device)
         y = self.val.labels.numpy()

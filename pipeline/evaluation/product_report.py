@@ -28,7 +28,7 @@ import polars as pl
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
 from pipeline.evaluation.compare import TWO_LEVEL, _std, holm, interval, md_cell, paired_bootstrap
-from pipeline.evaluation.thresholds import genres_per_poster, measure_predictions
+from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
 FILE = "product_predictions.parquet"
 SUBSETS = ("all", "with_plot", "without_plot")

@@ -26,9 +26,22 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
+from PIL import Image
+
+from pipeline.core.io import read_parquet
+from pipeline.data.images import PosterError, read_poster
+from pipeline.features.encoders import create_text_encoder, same_encoder
+from pipeline.features.ocr import ocr_texts
+from pipeline.features.ocr.text import ocr_records
+from pipeline.models.explain import attention_note, card_attention, dataset_attention
+from pipeline.scoring.metrics import per_genre
+
+if TYPE_CHECKING:  # the page reads what predict saw; it never runs predict
+    from pipeline.models.predict import Seen
 
 #: Longest side of a thumbnail, in pixels (the card shows it at 180 px wide; 2x for sharp screens is not worth
 #: the folder's size on a few thousand posters).
@@ -84,8 +97,6 @@ def build_cards(keys: list[str], names: list[str], scores: np.ndarray, predicted
     key to its OCR record (texts, boxes, confidences), ``texts`` to the text the encoder received;
     ``attention`` (from :func:`pipeline.models.explain.attention_maps`) with ``token_words(text)``, the text
     encoder's token-to-word map."""
-    from pipeline.models.explain import card_attention
-
     cards = []
     for i, key in enumerate(keys):
         text = (texts or {}).get(key, "")
@@ -116,13 +127,6 @@ def split_cards(posters_path: str | Path, ocr_path: str | Path, data, scores: np
     posters table gives files, names and sizes, the OCR table the lines and boxes (the text as
     :func:`pipeline.features.ocr.ocr_texts` made it for the encoder), the head its attention. ``notes`` gets
     a line when the words cannot be matched to tokens."""
-    import polars as pl
-
-    from pipeline.core.io import read_parquet
-    from pipeline.features.ocr import ocr_texts
-    from pipeline.features.ocr.text import ocr_records
-    from pipeline.models.explain import attention_note, dataset_attention
-
     posters = read_parquet(posters_path).unique("sha256", keep="first", maintain_order=True)
     by_key = {r["sha256"]: r for r in posters.iter_rows(named=True)}
     ocr_table = read_parquet(ocr_path).filter(pl.col("key").is_in(list(data.keys)))
@@ -144,6 +148,20 @@ def split_cards(posters_path: str | Path, ocr_path: str | Path, data, scores: np
     )
 
 
+def write_predicted(folder: str | Path, seen: Seen, errors: list[str], progress=None) -> dict[str, int]:
+    """The review page of ``poster-genres predict``'s posters (:class:`pipeline.models.predict.Seen`): no truth,
+    each card decided by its input pattern's rule; every poster that could not be predicted is a line on it."""
+    cards = []
+    if seen.keys:
+        cards = build_cards(
+            seen.keys, [Path(p).name for p in seen.paths], seen.probabilities, seen.chosen, seen.genres,
+            images=list(seen.paths), sizes=list(seen.sizes), ocr=seen.ocr, texts=seen.texts, attention=seen.attention,
+            attention_note=seen.attention_note, token_words=seen.token_words, image_fit=seen.image_fit,
+            rules=seen.rules, thresholds=seen.thresholds)
+    return write_review(folder, cards, seen.genres, title="Predicted genres", rule=seen.rule, thresholds=None,
+                        notes=[f"not shown: {e}" for e in errors], progress=progress)
+
+
 def _name(row: dict, key: str) -> str:
     if not row:
         return key[:12]
@@ -153,8 +171,6 @@ def _name(row: dict, key: str) -> str:
 
 def _token_words(encoder_params, ckpt: dict, notes: list[str]):
     """The text encoder's token-to-word map, when it is the encoder the model was trained on."""
-    from pipeline.features.encoders import create_text_encoder, same_encoder
-
     encoder = create_text_encoder(encoder_params)
     if not same_encoder(encoder.identity, ckpt["features"]["text"]):
         notes.append("attention: the text encoder of params is not the model's; words are not highlighted")
@@ -201,10 +217,6 @@ def write_review(folder: str | Path, cards: list[Card], genres: list[str], *, ti
 
 def _thumbnail(path: str, out: Path) -> str | None:
     """Write ``path``'s thumbnail to ``out``; the reason in one line when it cannot be made."""
-    from PIL import Image
-
-    from pipeline.data.images import PosterError, read_poster
-
     try:
         img, _ = read_poster(path)
         img = img.convert("RGB")
@@ -223,8 +235,6 @@ def _e(text: Any) -> str:
 
 def per_genre_rows(cards: list[Card], genres: list[str]) -> list[dict[str, Any]]:
     """Precision, recall and F1 per genre of the cards' decisions against their truth (cards with truth only)."""
-    from pipeline.evaluation.metrics import per_genre
-
     known = [c for c in cards if c.truth is not None]
     if not known:
         return []

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.evaluation.metrics import average_precision, f1
 from pipeline.models.datasets import predict_scores
+from pipeline.scoring.metrics import average_precision, f1
 
 
 def has_plot(data) -> np.ndarray | None:

@@ -21,9 +21,9 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
 from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.labels import label_matrix
-from pipeline.evaluation.decisions import POSTER_ONLY, WITH_PLOT
 from pipeline.features.metadata import fit_metadata, metadata_matrix
 from pipeline.features.store import FeatureSet, load_feature_pair, load_features
+from pipeline.scoring.decisions import POSTER_ONLY, WITH_PLOT
 
 
 class TrainError(PipelineError):

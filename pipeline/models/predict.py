@@ -10,9 +10,12 @@ trained on (compute precision aside); otherwise prediction refuses to run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 
@@ -21,9 +24,6 @@ from pipeline.core.params import EncoderParams, OcrParams, RayParams
 from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.films import read_films
 from pipeline.data.images import PosterError, expand_paths, read_poster
-from pipeline.evaluation.decisions import POSTER_ONLY, Decided, Decision, decisions_line
-from pipeline.evaluation.review import build_cards, write_review
-from pipeline.evaluation.thresholds import DecisionRule, rule_line
 from pipeline.features.encoders import create_image_encoder, create_text_encoder, same_encoder
 from pipeline.features.metadata import NO_METADATA
 from pipeline.features.ocr import ocr_texts, run_ocr
@@ -32,6 +32,8 @@ from pipeline.features.store import FeatureSet, embed_images, embed_plots, embed
 from pipeline.models.datasets import Dataset, FilmInputs, feature_tensors, film_tensors
 from pipeline.models.explain import attention_maps, attention_note
 from pipeline.models.product import Product, load_product
+from pipeline.scoring.decisions import POSTER_ONLY, Decided, Decision, decisions_line
+from pipeline.scoring.thresholds import DecisionRule, rule_line
 
 #: An IMDb title id in a poster's file name (``tt0084058.jpg``), how ``--films`` rows find their poster.
 FILE_IMDB_ID = re.compile(r"(tt\d{5,10})")
@@ -50,6 +52,28 @@ class Prediction:
     pattern: str = ""  #: the input pattern whose rule it is: poster_only, or with_plot (empty for --threshold)
 
 
+@dataclass
+class Seen:
+    """What predict read and decided for its posters, row-aligned: what the review page
+    (:func:`pipeline.evaluation.review.write_predicted`) shows. Empty rows when no poster could be scored."""
+
+    genres: list[str]
+    rule: str  #: the line naming what decided (the paper's rule, or each input pattern's)
+    keys: list[str] = field(default_factory=list)  #: each poster's sha256
+    paths: list[str] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None  #: (n, M), what the decision read
+    chosen: np.ndarray | None = None  #: (n, M) bool
+    rules: list[str] = field(default_factory=list)  #: each poster's pattern and rule
+    thresholds: list[dict[str, float]] | None = None  #: each poster's per-genre thresholds (None: the paper's rule)
+    ocr: dict[str, tuple] = field(default_factory=dict)  #: sha256 -> OCR record (lines, boxes, confidences)
+    texts: dict[str, str] = field(default_factory=dict)  #: sha256 -> the text the encoder received
+    attention: list[dict[str, Any]] | None = None  #: :func:`attention_maps` of the first member
+    attention_note: str | None = None
+    token_words: Callable | None = None  #: the text encoder's token-to-word map
+    image_fit: str = "squash"
+
+
 def check_identity(kind: str, built: dict, trained: dict) -> None:
     if not same_encoder(built, trained):
         diff = sorted(k for k in set(built) | set(trained)
@@ -64,7 +88,7 @@ def predict(
     paths: list[str | Path], model_path: str | Path, ocr: OcrParams, encoder: EncoderParams,
     threshold: float | None = None, fallback_threshold: float = 0.5, notes: list[str] | None = None,
     ray: RayParams | None = None, plot: str | None = None, films: str | Path | None = None,
-    html: str | Path | None = None,
+    seen: list[Seen] | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable poster under ``paths``, and one error line per unreadable one.
 
@@ -79,9 +103,8 @@ def predict(
     ``poster`` column naming the file); a poster without one is predicted as a film without a plot or
     metadata, as the model was trained to. Giving either to a poster-only model is an error.
 
-    ``html``: a folder to write the review page of these posters to (:mod:`pipeline.evaluation.review`):
-    thumbnails, OCR boxes, the text read, probabilities and genres, and what MCAM attended to; unreadable
-    posters get a card saying why."""
+    ``seen``, when given, receives a :class:`Seen`: what the review page of these posters shows (OCR boxes, the
+    text read, probabilities, genres and their rule, what MCAM attended to)."""
     errors: list[str] = []
     rows = []
     files = expand_paths(paths)
@@ -96,7 +119,8 @@ def predict(
             continue
         rows.append({"path": str(p), "sha256": info.sha256, "size": (info.width, info.height)})
     if not rows:
-        _review(html, [], [], errors)
+        if seen is not None:
+            seen.append(Seen([], "no rule: no poster could be read"))
         return [], errors
 
     product = load_product(model_path, fallback_threshold)
@@ -125,7 +149,8 @@ def predict(
     have = set(ikeys) & set(tkeys)
     usable = [r for r in rows if r["sha256"] in have]
     if not usable:
-        _review(html, [], genres, errors)
+        if seen is not None:
+            seen.append(Seen(genres, "no rule: no poster could be read"))
         return [], errors
     image = FeatureSet(ikeys, iarrays, image_encoder.identity, None)
     text = FeatureSet(tkeys, tarrays, text_encoder.identity, None)
@@ -150,21 +175,19 @@ def predict(
         for r, row, srow, name, pattern in zip(usable, decided.chosen, decided.probabilities, decided.rules,
                                                decided.patterns)
     ]
-    if html is not None:
+    if seen is not None:
         head = next(iter(product.members.values())).head  # the first member's attention (the main model's)
-        keys = [r["sha256"] for r in usable]
-        records = {k: (lines, boxes, conf) for k, lines, boxes, conf in ocr_records(ocr_table)} if len(
-            ocr_table) else {}
-        thresholds = [product.plan_for(p).decision.rule.thresholds for p in decided.patterns]
-        cards = build_cards(
-            keys, [Path(r["path"]).name for r in usable], decided.probabilities, decided.chosen, genres,
-            images=[r["path"] for r in usable], sizes=[r["size"] for r in usable], ocr=records,
+        seen.append(Seen(
+            genres, f"rule: threshold {threshold:g} for every genre, no cap" if threshold is not None
+            else decisions_line(product.decisions),
+            keys=[r["sha256"] for r in usable], paths=[r["path"] for r in usable], sizes=[r["size"] for r in usable],
+            probabilities=decided.probabilities, chosen=decided.chosen, rules=list(decided.rules),
+            thresholds=None if threshold is not None
+            else [product.plan_for(p).decision.rule.thresholds for p in decided.patterns],
+            ocr={k: (lines, boxes, conf) for k, lines, boxes, conf in ocr_records(ocr_table)} if len(ocr_table) else {},
             texts=dict(texts.iter_rows()), attention=attention_maps(head, batch), attention_note=attention_note(head),
             token_words=text_encoder.token_words,
-            image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash"),
-            rules=decided.rules, thresholds=None if threshold is not None else thresholds)
-        _review(html, cards, genres, errors, f"rule: threshold {threshold:g} for every genre, no cap"
-                if threshold is not None else decisions_line(product.decisions))
+            image_fit=image_encoder.identity.get("preprocess", {}).get("fit", "squash")))
     return out, errors
 
 
@@ -184,15 +207,6 @@ def _rule_notes(product: Product, decided: Decided, threshold: float | None) -> 
         members = f"{plan.label}, " if product.choice is not None else ""
         lines.append(f"{pattern}: {rule_line(d.rule)} [{members}calibration {d.calibration_method}{figure}]")
     return lines
-
-
-def _review(folder, cards, genres, errors, rule: str | None = None) -> None:
-    """The review page of predict's posters (none when ``folder`` is None); every error is a line on it."""
-    if folder is None:
-        return
-    write_review(folder, cards, genres, title="Predicted genres",
-                 rule=rule or "no rule: no poster could be read", thresholds=None,
-                 notes=[f"not shown: {e}" for e in errors])
 
 
 def _films_for(posters: list[dict], plot: str | None, films: str | Path | None, errors: list[str]) -> pl.DataFrame:

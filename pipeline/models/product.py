@@ -1,7 +1,7 @@
 """The product: the model a catalogue gets from ``poster-genres predict``, chosen on validation per input pattern.
 
 A product is one or more trained heads (*members*) and, for each input pattern
-(:mod:`pipeline.evaluation.decisions`: ``poster_only``, ``with_plot``), a *plan*: which members' sigmoid
+(:mod:`pipeline.scoring.decisions`: ``poster_only``, ``with_plot``), a *plan*: which members' sigmoid
 probabilities are averaged for a film of that pattern, and the decision (calibration and rule) applied to
 the average. A plain head checkpoint (``models/model.pt``) is a product of one member whose plans are its
 own decisions, so predict and evaluate treat both alike.
@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from pipeline.core.io import atomic_path
-from pipeline.evaluation.decisions import (
+from pipeline.models.checkpoint import head_from_checkpoint, modalities
+from pipeline.models.datasets import Dataset, TrainError, pattern_scores, predict_scores
+from pipeline.scoring.decisions import (
     CALIBRATIONS,
     PATTERNS,
     POSTER_ONLY,
@@ -40,8 +42,6 @@ from pipeline.evaluation.decisions import (
     fit_decision,
     pattern_of,
 )
-from pipeline.models.checkpoint import head_from_checkpoint, modalities
-from pipeline.models.datasets import Dataset, TrainError, pattern_scores, predict_scores
 
 PRODUCT_FORMAT = "poster-genres/product@1"
 HEAD_FORMAT = "poster-genres/head@1"

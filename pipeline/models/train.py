@@ -21,12 +21,12 @@ import torch
 from pipeline.core.devices import resolve_device
 from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.core.progress import progress_bar
-from pipeline.evaluation.decisions import POSTER_ONLY, Decision, fit_decision
 from pipeline.models.checkpoint import head_from_checkpoint, make_checkpoint
 from pipeline.models.datasets import Dataset, mean_loss, pattern_scores
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.losses import create_loss
 from pipeline.models.product import MAIN, Member, Product, choose_product
+from pipeline.scoring.decisions import POSTER_ONLY, Decision, fit_decision
 
 
 @dataclass(frozen=True)

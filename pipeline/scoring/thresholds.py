@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluation import metrics as M
-from pipeline.evaluation.metrics import _f1, confusion_counts
+from pipeline.scoring import metrics as M
+from pipeline.scoring.metrics import _f1, confusion_counts
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 #: Caps on genres per poster that :func:`choose_rule` tries (with per-genre thresholds).
@@ -121,7 +121,7 @@ def genres_per_poster(y_pred: np.ndarray) -> float:
 
 
 def measure_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """The figures decisions are judged by (pipeline/evaluation/metrics.py's functions), rounded."""
+    """The figures decisions are judged by (pipeline/scoring/metrics.py's functions), rounded."""
     out = {f"f1_{avg}": M.f1(y_true, y_pred, avg) for avg in ("macro", "micro", "samples")}
     out["f1_macro_samples"] = (out["f1_macro"] + out["f1_samples"]) / 2
     out["hamming_loss"] = M.hamming_loss(y_true, y_pred)

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluation.calibration import METHODS as CALIBRATIONS
-from pipeline.evaluation.calibration import apply_calibration, expected_calibration_error, fit_calibration
-from pipeline.evaluation.thresholds import DecisionRule, choose_rule, measure_predictions, rule_line
+from pipeline.scoring.calibration import METHODS as CALIBRATIONS
+from pipeline.scoring.calibration import apply_calibration, expected_calibration_error, fit_calibration
+from pipeline.scoring.thresholds import DecisionRule, choose_rule, measure_predictions, rule_line
 
 POSTER_ONLY, WITH_PLOT = "poster_only", "with_plot"
 #: Input patterns, in the order they are reported.
