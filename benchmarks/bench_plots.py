@@ -1,4 +1,4 @@
-"""Benchmark: the films stages (issue 17): joining a films CSV, and plots/second of embed-plot beside its alternatives.
+"""Benchmark: the films stages: joining a films CSV, and plots/second of embed-plot beside its alternatives.
 
 1. the films stage (``films_table``): the films CSV joined to the posters' films, seconds;
 2. embed-plot, cold (empty cache), in this process: the text encoder over N plots with

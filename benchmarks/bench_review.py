@@ -1,4 +1,4 @@
-"""Benchmark: the review page (issue 19) with a few thousand posters: writing it, and opening it in Chromium.
+"""Benchmark: the review page with a few thousand posters: writing it, and opening it in Chromium.
 
 1. writing: ``write_review`` over N real posters (thumbnails made from the files, one card each), posters/s, and
    the folder's size beside the posters' own (the page shows thumbnails, not the files);

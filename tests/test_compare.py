@@ -415,7 +415,7 @@ def test_rule_line_calls_only_a_threshold_of_05_the_papers_rule():
 
 def test_two_level_interval_covers_training_noise_that_the_film_only_one_misses():
     """Two methods whose runs are the same pool of good and poor runs, drawn unluckily (A got two good seeds,
-    B one): the film-only bootstrap calls A better; resampling the seeds too does not (issue 18)."""
+    B one): the film-only bootstrap calls A better; resampling the seeds too does not."""
     y, groups, rng = _data(n_films=300)
     good = [np.where(rng.random(y.shape) < 0.1, 1 - y, y) for _ in range(3)]
     poor = [np.where(rng.random(y.shape) < 0.45, 1 - y, y) for _ in range(3)]

@@ -1,4 +1,4 @@
-"""Films beside posters (issue 17): the films CSV and its join, plot features in the store, metadata, masking."""
+"""Films beside posters: the films CSV and its join, plot features in the store, metadata, masking."""
 
 from __future__ import annotations
 

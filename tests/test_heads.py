@@ -229,7 +229,7 @@ def test_late_fusion_blend_does_not_train_branches(films):
 
 
 def test_late_fusion_blend_starts_as_the_mean_of_its_branches():
-    """Before any training the ensemble is each genre's mean of its two branch logits (issue 8):
+    """Before any training the ensemble is each genre's mean of its two branch logits:
     a random start mixed all 2M outputs and never recovered at lr 1e-4."""
     head = make_named("late")
     b = batch()

@@ -67,7 +67,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_params(tmp_path / "bad.yaml")
 
 
-# -- one source of defaults (issue 10): the schema; params.yaml, the README and the registries agree --
+# -- one source of defaults: the schema; params.yaml, the README and the registries agree --
 
 import ast  # noqa: E402
 import re  # noqa: E402
@@ -129,7 +129,7 @@ DOC_PAGES = {"Parameters": "docs/parameters.md",
 
 
 def readme_section(title: str) -> str:
-    """The body of a docs page (a section of the README before issue 18 split it into docs/)."""
+    """The body of a docs page (once a section of the README)."""
     text = (ROOT / DOC_PAGES[title]).read_text()
     assert text.startswith(f"# {title}\n"), f"{DOC_PAGES[title]} should open with '# {title}'"
     return text.split("\n", 1)[1]
@@ -153,7 +153,7 @@ def _values(cell: str) -> list:
 
 
 def test_params_yaml_holds_exactly_the_schema_defaults():
-    """The committed params.yaml (issue 18: a user's `dvc exp run -S` in the workspace must not fail the tests)."""
+    """The committed params.yaml (a user's `dvc exp run -S` in the workspace must not fail the tests)."""
     raw = committed_params()
     written = {k: v for group in GROUPS for k, v in _flatten(raw[group], group).items()}
     defaults = schema_defaults()

@@ -1,4 +1,4 @@
-"""Every DVC stage depends on all the code it runs (issue 8).
+"""Every DVC stage depends on all the code it runs, and the library imports downward only.
 
 For each stage of dvc.yaml and comparison/dvc.yaml, the stage module named in its ``cmd``
 (``python -m stages.X``) and every module of ``pipeline/`` and ``stages/`` it imports,

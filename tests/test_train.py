@@ -247,7 +247,7 @@ def test_dvclive_logs_every_epoch_and_changes_nothing(data, tmp_path):
     ("late", "sequence", False), ("image", "sequence", False),
 ])
 def test_only_heads_reading_text_tokens_group_batches_by_text_length(data, monkeypatch, head, tokens, grouped):
-    """group_by_length changes which posters share a batch: only where a head reads text token sequences (issue 18)."""
+    """group_by_length changes which posters share a batch: only where a head reads text token sequences."""
     import pipeline.models.train as tr
 
     datasets, dims, _ = data

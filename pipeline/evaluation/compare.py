@@ -3,14 +3,14 @@ shape of the paper's Tables I-IV (mean +/- std over seeds), and paired bootstrap
 
 The paper reports single runs without a significance test; here every number is a mean over
 seeds, and each difference in macro F1 comes with a 95% bootstrap interval and a p-value that
-cover *both* noises a reader must discount (issue 18): the test sample (which films were drawn
+cover *both* noises a reader must discount: the test sample (which films were drawn
 for test) and training (which seeds were drawn). The bootstrap is two-level
 (:class:`Resampler`): every draw resamples the test films with replacement (one draw shared by
 every method, so comparisons are paired) and, independently for each method, its seeds with
 replacement (runs of two methods with the same seed number share nothing); a method's statistic
 on a draw is the mean over its drawn seeds of their macro F1 on the drawn films. A difference that
 batch order alone can produce then has an interval that covers zero. The film-only interval (seeds
-fixed, the resampling before issue 18) is kept beside it, labelled, to show how much of the width
+fixed) is kept beside it, labelled, to show how much of the width
 is training noise. With k seeds, seed resampling sees only k runs per method, so intervals are as
 honest as k allows: five seeds by default.
 """

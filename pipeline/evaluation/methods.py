@@ -23,7 +23,7 @@ Names say what a method is:
   ``late``, ``linear``, ``naive``, ``image``, ``text``), plus its variant where a head has two
   (``late-random-init``).
 
-Before issue 10 the paper's family was named after its head, ``mcam`` (``mcam``, ``mcam-L1``, ...,
+Older comparisons named the paper's family after its head, ``mcam`` (``mcam``, ``mcam-L1``, ...,
 ``mcam-no-mcam``, which read as a contradiction). Those names are aliases: ``compare.methods``
 refuses them with one line naming today's name, and an earlier comparison's run folders keep
 their labels in a report.
@@ -89,7 +89,7 @@ method("linear", "Linear probe", head="linear", tables=("I",))
 method("naive", "Naive (k most frequent)", head="naive", tables=("I",))
 method("text", "Text only", head="text", tables=("II",))
 method("image", "Image only", head="image", tables=("II", "V"))
-# films (issue 17): a film's plot and metadata beside its poster (Table V; need data.films)
+# films: a film's plot and metadata beside its poster (Table V; need data.films)
 method("plot", "Plot only (visio-textual paper's text branch, frozen encoder)", head="plot", plot=True,
        tables=("V",))
 method("metadata", "Metadata only", head="metadata", metadata=True, tables=("V",))

@@ -1,6 +1,6 @@
 """The paper's head, ``cross_attention``: alignment -> MCAM -> fusion -> SMSAM -> FFN -> M logits.
 
-(Named ``mcam`` before issue 10, which collided with the ``fusion.mcam`` flag that removes MCAM
+(Once named ``mcam``, which collided with the ``fusion.mcam`` flag that removes MCAM
 from it; the old name still loads old checkpoints.)
 
 Interpretation choices (also in the README):
@@ -17,7 +17,7 @@ Interpretation choices (also in the README):
   paper does not say how a sequence becomes the FFN's input).
 * A poster without OCR text gets a learned empty-text token (one real token)
   in place of its text sequence, never a NaN or an all-masked row.
-* Films (``fusion.plot`` / ``fusion.metadata``, issue 17): the film's plot embedding
+* Films (``fusion.plot`` / ``fusion.metadata``): the film's plot embedding
   is a further text stream, one more token after the OCR tokens (its own alignment,
   eq. 2, and a learned type vector added, so attention can tell it from OCR words),
   masked out for a film without a plot; the metadata vector is one more such token,
@@ -68,7 +68,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-@HEADS.register("cross_attention", aliases=("mcam",), reads=("plot", "metadata"))  # mcam: name before issue 10
+@HEADS.register("cross_attention", aliases=("mcam",), reads=("plot", "metadata"))  # mcam: its old name
 class CrossAttentionFusionHead(nn.Module):
     """The paper's head (``fusion.head: cross_attention``): alignment, MCAM (``fusion.mcam``), SMSAM
     (``fusion.layers``), FFN. ``config`` is plain data (see :func:`head_config`)."""
