@@ -168,7 +168,8 @@ def compare_two_cmd(
     from pipeline.core.errors import PipelineError
     from pipeline.core.io import write_json, write_text
     from pipeline.core.params import load_params
-    from pipeline.evaluation.compare import compare_two, compare_two_markdown, load_runs
+    from pipeline.evaluation.compare import compare_two, load_runs
+    from pipeline.evaluation.markdown import compare_two_markdown
 
     p = load_params(params, ["data", "compare", "eval"])
     mode = threshold_mode.value if threshold_mode else p["eval"].threshold_mode

@@ -10,16 +10,8 @@ import typer
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_csv, write_json, write_text
 from pipeline.core.params import load_params
-from pipeline.evaluation.compare import (
-    films_summary,
-    genre_table,
-    load_runs,
-    markdown,
-    micro_pr_curves,
-    per_genre_f1_long,
-    summarise,
-    table,
-)
+from pipeline.evaluation.compare import films_summary, load_runs, micro_pr_curves, per_genre_f1_long, summarise
+from pipeline.evaluation.markdown import genre_table, markdown, table
 from pipeline.evaluation.methods import TABLES
 from stages._command import command
 

@@ -6,17 +6,8 @@ import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import FusionParams, ParamsError, parse_group
-from pipeline.evaluation.compare import (
-    compare_two,
-    compare_two_markdown,
-    comparisons_in,
-    film_draws,
-    holm,
-    markdown,
-    paired_bootstrap,
-    seed_averaged_f1,
-    summarise,
-)
+from pipeline.evaluation.compare import compare_two, comparisons_in, summarise
+from pipeline.evaluation.markdown import compare_two_markdown, markdown
 from pipeline.evaluation.methods import (
     BASELINES,
     METHODS,
@@ -28,6 +19,7 @@ from pipeline.evaluation.methods import (
     reads_films,
 )
 from pipeline.evaluation.runs import run_frame
+from pipeline.evaluation.statistics import film_draws, holm, paired_bootstrap, seed_averaged_f1
 from pipeline.scoring.metrics import f1
 
 GENRES = ["A", "B", "C"]
@@ -332,7 +324,8 @@ def test_compare_two_command_writes_the_report(tmp_path):
 def test_films_table_v_reports_all_films_and_the_plot_subset_with_its_own_family():
     """Table V: each film method on all test films and on those with a plot; the pairs of FILM_PAIRS and the
     per-genre poster-against-plot tests, Holm-adjusted together; poster-only tests unchanged by film methods."""
-    from pipeline.evaluation.compare import films_markdown, films_summary
+    from pipeline.evaluation.compare import films_summary
+    from pipeline.evaluation.markdown import films_markdown
     from pipeline.evaluation.methods import FILM_PAIRS
 
     y, groups, rng = _data(n_films=80)
@@ -432,7 +425,7 @@ def test_two_level_interval_covers_training_noise_that_the_film_only_one_misses(
 
 
 def test_resampler_draws_are_fixed_per_method_and_independent_between_methods():
-    from pipeline.evaluation.compare import Resampler
+    from pipeline.evaluation.statistics import Resampler
 
     _, groups, _ = _data(n_films=50)
     r = Resampler(groups, n_boot=200)

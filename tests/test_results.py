@@ -46,7 +46,7 @@ def test_the_films_section_and_headline_are_the_committed_report():
     the section is a line of the committed report, Table V and its tests are there whole, and every interval
     the reading quotes ("+5.24 [+3.56, +6.88]") is a test of that report; the main pipeline with films is
     results/films-main's run."""
-    from pipeline.evaluation.compare import films_markdown
+    from pipeline.evaluation.markdown import films_markdown
 
     folder = ROOT / "results" / "films"
     report, summary = (folder / "report.md").read_text(), load(folder, "summary.json")

@@ -1,24 +1,14 @@
-"""The comparison: every method x several seeds on the cached features, tables in the
-shape of the paper's Tables I-IV (mean +/- std over seeds), and paired bootstrap tests.
+"""The comparison: every method x several seeds on the cached features, summarised per method (mean and std
+over seeds, in the shape of the paper's Tables I-IV and Table V) with the paired tests the reports read.
 
-The paper reports single runs without a significance test; here every number is a mean over
-seeds, and each difference in macro F1 comes with a 95% bootstrap interval and a p-value that
-cover *both* noises a reader must discount: the test sample (which films were drawn
-for test) and training (which seeds were drawn). The bootstrap is two-level
-(:class:`Resampler`): every draw resamples the test films with replacement (one draw shared by
-every method, so comparisons are paired) and, independently for each method, its seeds with
-replacement (runs of two methods with the same seed number share nothing); a method's statistic
-on a draw is the mean over its drawn seeds of their macro F1 on the drawn films. A difference that
-batch order alone can produce then has an interval that covers zero. The film-only interval (seeds
-fixed) is kept beside it, labelled, to show how much of the width
-is training noise. With k seeds, seed resampling sees only k runs per method, so intervals are as
-honest as k allows: five seeds by default.
+:func:`load_runs` reads the saved runs, :func:`summarise` (poster-only methods), :func:`films_summary`
+(Table V) and :func:`compare_two` (two comparisons' runs, method by method) make the summaries; the
+statistics are :mod:`pipeline.evaluation.statistics`', the Markdown :mod:`pipeline.evaluation.markdown`'s.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +23,11 @@ from pipeline.evaluation.methods import (
     FILM_PAIRS,
     FILMS_TABLE,
     PAPER_HEAD,
-    TABLE_NOTES,
     TABLES,
     method_label,
     reads_films,
 )
+from pipeline.evaluation.statistics import Resampler, both_tests, genre_f1_weighted, holm, seed_averaged_f1, seed_std
 from pipeline.scoring.decisions import POSTER_ONLY, fit_decision
 from pipeline.scoring.metrics import all_metrics, f1, interpolated_precision
 from pipeline.scoring.thresholds import DecisionRule, genres_per_poster, measure
@@ -55,84 +45,9 @@ def _arrays(frame: pl.DataFrame, genres: list[str]) -> tuple[np.ndarray, np.ndar
             frame.select(f"s_{g}" for g in genres).to_numpy().astype(np.float64))
 
 
-def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+def rows_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """A table from rows of dicts (the columns of the first row, in order; every row is read for types)."""
     return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def _genre_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """F1 of each genre (n_draws, M) per row of ``w`` (n_draws, n_posters): poster i counted ``w[:, i]`` times.
-
-    The same counts as :func:`pipeline.scoring.metrics.f1` on the resampled rows (integer
-    weights, float64: exact), for every draw at once."""
-    y = y.astype(bool)
-    p = pred.astype(bool)
-    tp = w @ (y & p).astype(np.float64)
-    fp = w @ (~y & p).astype(np.float64)
-    fn = w @ (y & ~p).astype(np.float64)
-    den = 2 * tp + fp + fn
-    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
-
-
-def _macro_f1_weighted(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Macro F1 per row of ``w`` (see :func:`_genre_f1_weighted`)."""
-    return _genre_f1_weighted(w, y, pred).mean(axis=1)
-
-
-def film_draws(groups: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
-    """(n_boot, n_posters) weights of a bootstrap over films: how often each poster's film was drawn.
-
-    Films are drawn with replacement (all posters of a drawn film come along); every
-    method is scored on the same draws, which makes the comparison paired."""
-    films, inverse = np.unique(groups, return_inverse=True)
-    rng = np.random.default_rng(seed)
-    w = np.empty((n_boot, len(groups)))
-    for b in range(n_boot):
-        counts = np.bincount(rng.integers(0, len(films), len(films)), minlength=len(films))
-        w[b] = counts[inverse]
-    return w
-
-
-def seed_averaged_f1(y: np.ndarray, preds: list[np.ndarray], w: np.ndarray) -> np.ndarray:
-    """Seed-averaged macro F1 of one method on each draw of ``w``."""
-    return np.mean([_macro_f1_weighted(w, y, p) for p in preds], axis=0)
-
-
-class Resampler:
-    """The draws of a two-level bootstrap shared by every test of one report: ``w`` (n_boot, n_posters)
-    resamples test films (the same for every method: paired); each method (``key``) gets its own seed
-    draws, (n_boot, k) indices into its k runs, the same whenever the same key is asked for."""
-
-    def __init__(self, groups: np.ndarray, n_boot: int = 2000, seed: int = 0):
-        self.w = film_draws(groups, n_boot, seed)
-        self.n_boot, self.seed = n_boot, seed
-
-    def seeds(self, key: str, k: int) -> np.ndarray:
-        import zlib
-
-        rng = np.random.default_rng([self.seed, zlib.crc32(key.encode("utf-8")), k])
-        return rng.integers(0, k, size=(self.n_boot, k))
-
-    def stats(self, key: str, per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """From ``per_seed`` (k, n_boot, ...): a statistic of each run on each film draw, the method's
-        statistic per draw two-level (its seeds resampled too) and film-only (all its seeds, every draw)."""
-        idx = self.seeds(key, per_seed.shape[0])  # (n_boot, k)
-        two_level = per_seed[idx, np.arange(self.n_boot)[:, None]].mean(axis=1)
-        return two_level, per_seed.mean(axis=0)
-
-    def macro_f1(self, key: str, y: np.ndarray, preds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Seed-averaged macro F1 of one method per draw: (two-level, film-only)."""
-        return self.stats(key, np.stack([_macro_f1_weighted(self.w, y, p) for p in preds]))
-
-
-def interval(t: dict[str, Any]) -> str:
-    """``[low, high]`` in points."""
-    return f"[{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"
-
-
-def film_only_interval(t: dict[str, Any]) -> str:
-    """The film-only interval of a test (seeds fixed), or '-' for a test made before it was kept."""
-    return interval(t["film_only"]) if "film_only" in t else "-"
 
 
 #: The two Holm families of the poster-only comparison: the paper's questions (its head against each method,
@@ -140,67 +55,6 @@ def film_only_interval(t: dict[str, Any]) -> str:
 QUESTIONS, ALL_PAIRS = "the paper's questions", "all pairs"
 #: Table V's family (film methods only) and compare-two's (one per call).
 FILM_QUESTIONS, TWO_COMPARISONS = "Table V's questions", "compare-two"
-
-#: How the report says what its intervals cover.
-TWO_LEVEL = ("95% percentile interval of a two-level bootstrap: each draw resamples the test films (the same draw "
-             "for every method, so tests are paired) and each method's seeds, so the interval covers test sampling "
-             "and training noise; the film-only interval (seeds fixed) beside it shows how much of the width "
-             "training noise adds")
-
-
-def both_tests(observed: float, two_level: np.ndarray, film_only: np.ndarray) -> dict[str, Any]:
-    """The test of a difference: its two-level interval and p (the ones a claim rests on), and the film-only
-    interval and p beside them (``film_only``), labelled as such."""
-    film = paired_test(observed, film_only)
-    return {**paired_test(observed, two_level),
-            "film_only": {"ci_low": film["ci_low"], "ci_high": film["ci_high"], "p_value": film["p_value"]}}
-
-
-def paired_test(observed: float, stats: np.ndarray) -> dict[str, float]:
-    """Difference a - b, its 95% percentile interval and the two-sided bootstrap p-value
-    p = 2 min(P(d* <= 0), P(d* >= 0)) with the +1 correction, capped at 1."""
-    n = len(stats)
-    below = (np.sum(stats <= 0) + 1) / (n + 1)
-    above = (np.sum(stats >= 0) + 1) / (n + 1)
-    return {
-        "diff": float(observed),
-        "ci_low": float(np.percentile(stats, 2.5)),
-        "ci_high": float(np.percentile(stats, 97.5)),
-        "p_value": float(min(1.0, 2 * min(below, above))),
-    }
-
-
-def paired_bootstrap(
-    y: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], groups: np.ndarray,
-    n_boot: int = 2000, seed: int = 0,
-) -> dict[str, Any]:
-    """Two-level paired bootstrap (films, and each method's seeds) of the difference in seed-averaged macro
-    F1, a - b; the film-only interval beside it (``film_only``)."""
-    ones = np.ones((1, len(y)))
-    draws = Resampler(groups, n_boot, seed)
-    observed = seed_averaged_f1(y, preds_a, ones)[0] - seed_averaged_f1(y, preds_b, ones)[0]
-    (two_a, film_a), (two_b, film_b) = draws.macro_f1("a", y, preds_a), draws.macro_f1("b", y, preds_b)
-    return both_tests(observed, two_a - two_b, film_a - film_b)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, kept monotone, capped at 1), in input order.
-
-    A difference is called significant when its adjusted p is below 0.05: the
-    chance of any false call among all the comparisons made stays under 5%."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(np.argsort(p, kind="stable")):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
-
-
-def _std(values: list[float]) -> float:
-    """Sample standard deviation over seeds (ddof=1); 0 for a single seed."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -269,7 +123,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "label": method_label(method),
             "seeds": len(rs),
             "mean": {k: float(np.mean([m[k] for m in metrics])) for k in keys},
-            "std": {k: _std([m[k] for m in metrics]) for k in keys},
+            "std": {k: seed_std([m[k] for m in metrics]) for k in keys},
             "val_f1_macro": float(np.mean(val_f1)),
             "per_genre": {g: {k: float(np.mean([m["per_genre"][g][k] for m in metrics]))
                               for k in ("balanced_accuracy", "f1", "precision", "recall", "specificity")}
@@ -422,42 +276,6 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
             "tests": tests}
 
 
-def compare_two_markdown(result: dict) -> str:
-    """The two-comparison report: per method A vs B, and the reference gain within each and its change."""
-    a, b = result["labels"]
-    label = lambda m: md_cell(method_label(m))  # noqa: E731
-    ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
-    sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
-    by = {(t["kind"], t["method"]): t for t in result["tests"]}
-    rule = (f"threshold {result['threshold']} for every genre" if result["threshold_mode"] == "global"
-            else "per-genre thresholds tuned on each run's validation scores")
-    lines = [f"# {a} against {b}", "",
-             f"Test split: {result['test_posters']} posters of {result['test_films']} films; seed-averaged macro F1 "
-             f"in points, {rule}. Δ with its {TWO_LEVEL}; "
-             f"p (Holm) is adjusted over all {len(result['tests'])} tests here, * = below 0.05.", ""]
-    if result["min_p_holm"] >= 0.05:
-        lines += [f"**No test here can reach p (Holm) < 0.05**: with these bootstrap draws the smallest adjusted p is "
-                  f"{result['min_p_holm']:.3f}. Raise compare.bootstrap or compare fewer methods.", ""]
-    lines += [f"## Each method: {a} - {b}", "",
-              f"| method | F_m {a} | F_m {b} | Δ [95% CI] | films only | p | p (Holm) |",
-              "|---|---|---|---|---|---|---|"]
-    for m in result["methods"]:
-        t = by[("method", m)]
-        lines.append(f"| {label(m)} | {100 * result['f1_macro']['a'][m]:.2f} | {100 * result['f1_macro']['b'][m]:.2f} "
-                     f"| {ci(t)} | {film_only_interval(t)} | {t['p_value']:.4f} | {sig(t)} |")
-    ref = result["reference"]
-    gains = [m for m in result["methods"] if ("gain_diff", m) in by]
-    if gains:
-        lines += ["", f"## Gain over {label(ref)}, within each", "",
-                  f"| method | gain with {a} [95% CI], p (Holm) | gain with {b} [95% CI], p (Holm) "
-                  f"| change of gain [95% CI] | films only | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
-        for m in gains:
-            ga, gb, gd = by[("gain_a", m)], by[("gain_b", m)], by[("gain_diff", m)]
-            lines.append(f"| {label(m)} | {ci(ga)}, {sig(ga)} | {ci(gb)}, {sig(gb)} | {ci(gd)} "
-                         f"| {film_only_interval(gd)} | {gd['p_value']:.4f} | {sig(gd)} |")
-    return "\n".join(lines) + "\n"
-
-
 #: Table V's figures per subset of test films.
 FILMS_METRICS = [("f1_macro", "F_m"), ("hit", "Hit"), ("average_precision_macro", "AP_m")]
 
@@ -496,7 +314,7 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
         preds = {}
         for m in methods:
             ms = [all_metrics(yy[rows], s[rows], tau, genres) for yy, s, _, _, tau in decided[m]]
-            figures[m] = {k: {"mean": float(np.mean([x[k] for x in ms])), "std": _std([x[k] for x in ms])}
+            figures[m] = {k: {"mean": float(np.mean([x[k] for x in ms])), "std": seed_std([x[k] for x in ms])}
                           for k, _ in FILMS_METRICS}
             figures[m]["per_genre_f1"] = {g: float(np.mean([x["per_genre"][g]["f1"] for x in ms])) for g in genres}
             preds[m] = [(s[rows] > tau).astype(np.int64) for _, s, _, _, tau in decided[m]]
@@ -511,9 +329,9 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
                 out["tests"].append({"subset": subset, "a": a, "b": b, "question": question,
                                      **both_tests(observed, two_a - two_b, film_a - film_b)})
         if subset == "with_plot" and "image" in preds and "plot" in preds:
-            observed = {m: np.mean([_genre_f1_weighted(ones, y, p)[0] for p in preds[m]], axis=0)
+            observed = {m: np.mean([genre_f1_weighted(ones, y, p)[0] for p in preds[m]], axis=0)
                         for m in ("image", "plot")}
-            stats = {m: draws.stats(m, np.stack([_genre_f1_weighted(draws.w, y, p) for p in preds[m]]))
+            stats = {m: draws.stats(m, np.stack([genre_f1_weighted(draws.w, y, p) for p in preds[m]]))
                      for m in ("image", "plot")}  # (two-level, film-only), each (n_boot, M)
             for j, g in enumerate(genres):
                 out["genre_tests"].append({"genre": g, "a": "image", "b": "plot", **both_tests(
@@ -523,48 +341,6 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
     for t, adjusted in zip(every, holm([t["p_value"] for t in every])):
         t["p_holm"], t["family"] = adjusted, FILM_QUESTIONS
     return out
-
-
-def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
-    """Table V, its tests and the per-genre poster-against-plot table, as report lines."""
-    subsets = films["subsets"]
-    head = "| method | " + " | ".join(f"{short} {s}" for s in subsets for _, short in FILMS_METRICS) + " |"
-    named = {"all": "all test films", "with_plot": "films with a plot", "without_plot": "films without a plot"}
-    lines = ["## Table V: a film's plot and metadata beside its poster", "",
-             "; ".join(f"{named[s]}: {v['posters']} posters of {v['films']} films" for s, v in subsets.items())
-             + ". "
-             "Mean ± std over seeds, in %, each run's thresholds (validation only). A method that reads the plot "
-             "sees a film without one as missing (a learned empty-plot vector or a masked token).", "",
-             head, "|---|" + "---|" * (len(subsets) * len(FILMS_METRICS))]
-    for m in films["methods"]:
-        cells = [_cell(subsets[s]["figures"][m][k]["mean"], subsets[s]["figures"][m][k]["std"], k)
-                 for s in subsets for k, _ in FILMS_METRICS]
-        lines.append(f"| {md_cell(labels.get(m, m))} | " + " | ".join(cells) + " |")
-    n = len(films["tests"]) + len(films["genre_tests"])
-    if films["tests"]:
-        lines += ["", "### The questions of Table V: paired bootstrap over test films and seeds", "",
-                  f"Δ = a - b in seed-averaged macro F1 (points) with its {TWO_LEVEL}; p (two-level) and p (Holm) "
-                  f"adjusted over the {n} tests of Table V (this family only), * = below 0.05.", "",
-                  "| question | films | a | b | Δ F_m [95% CI] | films only | p | p (Holm) |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for t in films["tests"]:
-            a, b = md_cell(labels.get(t["a"], t["a"])), md_cell(labels.get(t["b"], t["b"]))
-            lines.append(f"| {t['question']} | {t['subset']} | {a} | {b} | {100 * t['diff']:+.2f} {interval(t)} "
-                         f"| {film_only_interval(t)} | {t['p_value']:.4f} "
-                         f"| {t['p_holm']:.4f}{' *' if t['p_holm'] < 0.05 else ''} |")
-    if films["genre_tests"]:
-        lines += ["", "### Per genre: the poster image against the plot (films with a plot)", "",
-                  "F1 per genre, seed-averaged; Δ = image - plot with its two-level interval (films and seeds); "
-                  "p (Holm) in the same family as above. A positive Δ is a genre the poster knows better than the "
-                  "synopsis.", "",
-                  "| genre | F1 image | F1 plot | Δ [95% CI] | films only | p (Holm) |", "|---|---|---|---|---|---|"]
-        fig = films["subsets"]["with_plot"]["figures"]
-        for t in sorted(films["genre_tests"], key=lambda t: -t["diff"]):
-            g = t["genre"]
-            f1_image, f1_plot = fig["image"]["per_genre_f1"][g], fig["plot"]["per_genre_f1"][g]
-            lines.append(f"| {g} | {100 * f1_image:.2f} | {100 * f1_plot:.2f} | {100 * t['diff']:+.2f} {interval(t)} "
-                         f"| {film_only_interval(t)} | {t['p_holm']:.4f}{' *' if t['p_holm'] < 0.05 else ''} |")
-    return lines + [""]
 
 
 def _rules_summary(rules: list[dict]) -> dict[str, Any]:
@@ -593,33 +369,8 @@ def comparisons_in(summary: dict, family: str) -> list[dict]:
     return [t for t in summary["tests"] if t["b"] == summary["best_baseline"]]
 
 
-def _cell(mean: float, std: float, key: str) -> str:
-    if key == "hamming_loss":
-        return f"{mean:.4f} ± {std:.4f}"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def table(summary: dict, methods: list[str]) -> pl.DataFrame:
-    rows = []
-    for m in methods:
-        if m not in summary["methods"]:
-            continue
-        s = summary["methods"][m]
-        cells = {short: _cell(s["mean"][k], s["std"][k], k) for k, short in TABLE_METRICS}
-        rows.append({"method": s["label"], **cells})
-    return _frame(rows)
-
-
-def genre_table(summary: dict) -> pl.DataFrame:
-    """Per-genre results of the best method, best balanced accuracy first (ties in genre order, NaN last)."""
-    best = summary["methods"][summary["best"]]
-    rows = [{"genre": g, **{k: round(100 * v, 2) for k, v in best["per_genre"][g].items()}} for g in summary["genres"]]
-    rows.sort(key=lambda r: (math.isnan(r["balanced_accuracy"]), -r["balanced_accuracy"]))  # stable
-    return _frame(rows)
-
-
 def per_genre_f1_long(summary: dict) -> pl.DataFrame:
-    return _frame([
+    return rows_frame([
         {"genre": g, "method": m, "f1": round(s["per_genre"][g]["f1"], 6)}
         for m, s in summary["methods"].items() for g in summary["genres"]
     ])
@@ -635,138 +386,3 @@ def micro_pr_curves(runs: dict[str, list[dict]], genres: list[str], points: int 
     return pl.DataFrame(columns)
 
 
-def md_cell(value: Any) -> str:
-    """A markdown table cell: a '|' in it (the label "concat (image || text)") would split the cell."""
-    return str(value).replace("|", "\\|")
-
-
-def markdown(summary: dict) -> str:
-    def md(df: pl.DataFrame) -> str:
-        cols = list(df.columns)
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in df.iter_rows()]
-        return "\n".join(lines)
-
-    n_seeds = max((s["seeds"] for s in summary["methods"].values()), default=0)
-    parts = [
-        "# Comparison report",
-        "",
-        f"Test split: {summary['test_posters']} posters of {summary['test_films']} films. Every cell is the mean ± "
-        f"std over {n_seeds} seed(s), in % (hamming loss as a fraction). Decision thresholds: "
-        + (f"{summary['threshold']} for every genre." if summary["threshold_mode"] == "global"
-           else "per genre, tuned on each run's validation scores (never on test)."),
-        "",
-        "## Table I: bi-modal methods", "", md(table(summary, TABLES["I"])), "",
-        "## Table II: modalities", "", md(table(summary, TABLES["II"])), "",
-        "## Table III: module ablations of the paper's head", "", md(table(summary, TABLES["III"])), "",
-        TABLE_NOTES["III"], "",
-        f"## Table IV: per-genre results of the best method ({summary['methods'][summary['best']]['label']})", "",
-        md(genre_table(summary)), "",
-        "## Hit ratio and training cost per method", "",
-    ]
-    rows = []
-    for m in summary["ranking"]:
-        s = summary["methods"][m]
-        t = "-" if s["train_seconds"] is None else f"{s['train_seconds']:.1f}"
-        rows.append({"method": s["label"], "Hit": _cell(s["mean"]["hit"], s["std"]["hit"], "hit"),
-                     "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"})
-    parts += [md(_frame(rows)), ""]
-    parts += _tests_markdown(summary, md)
-    parts += _all_pairs_markdown(summary, md)
-    if summary.get("films"):
-        parts += films_markdown(summary["films"], {m: s["label"] for m, s in summary["methods"].items()})
-    parts += _rules_markdown(summary, md)
-    parts += _branches_markdown(summary, md)
-    return "\n".join(parts)
-
-
-def _tests_markdown(summary: dict, md) -> list[str]:
-    label = lambda m: summary["methods"][m]["label"]  # noqa: E731
-    n = len(summary["tests"])
-    if not n:
-        return []
-
-    def rows(tests, other):
-        return [{"method": label(other(t)), "Δ F_m": f"{100 * t['diff']:+.2f}",
-                 "95% CI": interval(t), "films only": film_only_interval(t), "p": f"{t['p_value']:.4f}",
-                 "p (Holm)": f"{t['p_holm']:.4f}", "significant": "yes" if t["p_holm"] < 0.05 else "no"}
-                for t in sorted(tests, key=lambda t: -t["diff"])]
-
-    parts = [
-        "## Paired bootstrap over test films and seeds",
-        "",
-        f"Difference in seed-averaged test macro F1 (in points) with its {TWO_LEVEL}; two-sided p from the same "
-        f"draws. Family **{QUESTIONS}**: **p (Holm)** is adjusted over its {n} tests together (listed under the "
-        f"question each answers: the paper's head against each method, every method against the best baseline; "
-        f"the head-against-best-baseline test is in both); a difference is called significant only when p (Holm) "
-        f"< 0.05.",
-        "",
-    ]
-    head = comparisons_in(summary, "head")
-    if head:
-        parts += [f"### The paper's head ({label(summary['paper_head'])}) against each ablation and baseline", "",
-                  "Δ = paper's head - method.", "", md(_frame(rows(head, lambda t: t["b"]))), ""]
-    bb = summary["best_baseline"]
-    if bb:
-        parts += [f"### Every method against the best baseline, {label(bb)}", "",
-                  f"The best baseline is the one with the best *validation* macro F1 "
-                  f"({100 * summary['methods'][bb]['val_f1_macro']:.2f}), never chosen on test. "
-                  f"Δ = method - {label(bb)}.", "",
-                  md(_frame(rows(comparisons_in(summary, "baseline"), lambda t: t["a"]))), ""]
-    return parts
-
-
-def _all_pairs_markdown(summary: dict, md) -> list[str]:
-    tests = summary.get("all_pairs") or []
-    if not tests:
-        return []
-    label = lambda m: summary["methods"][m]["label"]  # noqa: E731
-    rows = [{"a": label(t["a"]), "b": label(t["b"]), "Δ F_m": f"{100 * t['diff']:+.2f}", "95% CI": interval(t),
-             "films only": film_only_interval(t), "p": f"{t['p_value']:.4f}", "p (Holm)": f"{t['p_holm']:.4f}",
-             "significant": "yes" if t["p_holm"] < 0.05 else "no"}
-            for t in sorted(tests, key=lambda t: (t["p_holm"], -t["diff"]))]
-    n = len(tests)
-    return ["## Every pair of poster-only methods", "",
-            f"Family **{ALL_PAIRS}**: all {n} pairs of the poster-only methods, Δ = a - b (a ahead on test), the "
-            f"same draws and intervals as above; p (Holm) is adjusted over these {n} tests alone, so a claim about "
-            f"any two methods cites its row here. With {n} tests the smallest p (Holm) a bootstrap of "
-            f"{summary.get('n_boot', 0):,} draws can give is {min(1.0, n * 2 / (summary.get('n_boot', 0) + 1)):.4f}. "
-            f"Sorted by p (Holm).", "", md(_frame(rows)), ""]
-
-
-def _branches_markdown(summary: dict, md) -> list[str]:
-    rows = []
-    for s in summary["methods"].values():
-        if s.get("branches"):
-            for name, fig in s["branches"].items():
-                rows.append({"method": s["label"], "output": name,
-                             **{k: f"{100 * v:.2f}" for k, v in fig.items()}})
-    if not rows:
-        return []
-    return ["## Multi-branch heads: each branch and the blend on the validation split", "",
-            "Mean over seeds; F_m at threshold 0.5, AP_m threshold-free. A blend should be at least as good as "
-            "its better branch.", "", md(_frame(rows)), ""]
-
-
-def _rules_markdown(summary: dict, md) -> list[str]:
-    rows = []
-    for m in summary["ranking"]:
-        s = summary["methods"][m]
-        r = s.get("decision_rules")
-        if not r:
-            continue
-        chosen = sorted(set(r["chosen"]), key=r["chosen"].index)
-        pair = lambda k, r=r: f"{100 * r['paper'][k]:.2f} / {100 * r['product'][k]:.2f}"  # noqa: E731
-        rows.append({"method": s["label"], "product rule (per seed)": ", ".join(chosen),
-                     "genres/poster: paper / product / true": f"{r['paper']['genres_per_poster']:.2f} / "
-                     f"{r['product']['genres_per_poster']:.2f} / {r['genres_per_poster_true']:.2f}",
-                     "F_m paper / product": pair("f1_macro"), "F_s paper / product": pair("f1_samples"),
-                     "HL paper / product": f"{r['paper']['hamming_loss']:.4f} / {r['product']['hamming_loss']:.4f}"})
-    if not rows:
-        return []
-    return ["## Decision rules on test: the paper's and the product's", "",
-            "The paper's rule is `eval.threshold` for every genre. The product rule is what `poster-genres predict` "
-            "uses: chosen per run on its validation scores among the paper's rule, per-genre thresholds and those "
-            "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`) on its scores calibrated as "
-            "`eval.calibration` says (fitted on validation), then applied to test. "
-            "Mean over seeds.", "", md(_frame(rows)), ""]

@@ -27,7 +27,8 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.compare import TWO_LEVEL, _std, holm, interval, md_cell, paired_bootstrap
+from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table
+from pipeline.evaluation.statistics import holm, paired_bootstrap, seed_std
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
 FILE = "product_predictions.parquet"
@@ -87,7 +88,7 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
             rows.append({"variant": variant, "model": model, "subset": subset, "posters": int(keep.sum()),
                          "seeds": len(ps),
                          **{f"{k}_mean": float(np.mean([f[k] for f in figs])) for k in ("f1_macro", "f1_samples")},
-                         **{f"{k}_std": _std([f[k] for f in figs]) for k in ("f1_macro", "f1_samples")},
+                         **{f"{k}_std": seed_std([f[k] for f in figs]) for k in ("f1_macro", "f1_samples")},
                          "genres_per_poster": float(np.mean([f["genres_per_poster"] for f in figs])),
                          "genres_per_poster_true": genres_per_poster(y[keep])})
     tests = []
@@ -118,37 +119,29 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
     out = ["# The product against the paper's head", "",
            f"{summary['test_posters']} test posters; each model's figures are the mean and standard deviation over "
            "its seeds. Macro F1 first (a rule can win samples F1 by never tagging rare genres).", "",
-           *[f"- {line}" for line in product_headline(summary)], "",
-           "| variant | model | films | posters | seeds | macro F1 | samples F1 | genres per poster (true) |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in summary["rows"]:
-        out.append("| " + " | ".join(md_cell(c) for c in (
-            r["variant"], r["model"], r["subset"], r["posters"], r["seeds"],
-            f"{100 * r['f1_macro_mean']:.2f} ± {100 * r['f1_macro_std']:.2f}",
-            f"{100 * r['f1_samples_mean']:.2f} ± {100 * r['f1_samples_std']:.2f}",
-            f"{r['genres_per_poster']:.2f} ({r['genres_per_poster_true']:.2f})")) + " |")
+           *[f"- {line}" for line in product_headline(summary)], ""]
+    out += md_table(["variant", "model", "films", "posters", "seeds", "macro F1", "samples F1",
+                     "genres per poster (true)"], [
+        [r["variant"], r["model"], r["subset"], r["posters"], r["seeds"],
+         f"{100 * r['f1_macro_mean']:.2f} ± {100 * r['f1_macro_std']:.2f}",
+         f"{100 * r['f1_samples_mean']:.2f} ± {100 * r['f1_samples_std']:.2f}",
+         f"{r['genres_per_poster']:.2f} ({r['genres_per_poster_true']:.2f})"] for r in summary["rows"]])
     out += ["", "## Tests", "", f"Macro F1, a - b in points: {TWO_LEVEL}; {summary['n_boot']} draws (bootstrap "
-            f"seed {summary['bootstrap_seed']}), Holm over the {len(summary['tests'])} tests below.", "",
-            "| a | b | films | question | a - b | 95% interval | p | p (Holm) | |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for t in summary["tests"]:
-        out.append("| " + " | ".join(md_cell(c) for c in (
-            t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t),
-            f"{t['p_value']:.4f}", f"{t['p_holm']:.4f}",
-            "significant" if t["significant"] else "not significant")) + " |")
+            f"seed {summary['bootstrap_seed']}), Holm over the {len(summary['tests'])} tests below.", ""]
+    out += md_table(["a", "b", "films", "question", "a - b", "95% interval", "p", "p (Holm)", ""], [
+        [t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t), f"{t['p_value']:.4f}",
+         f"{t['p_holm']:.4f}", "significant" if t["significant"] else "not significant"] for t in summary["tests"]])
     if references:
-        out += ["", "## For reference: the best single methods of the committed comparisons", "",
-                "| | method | product-rule macro F1 | seed std |", "|---|---|---|---|"]
-        for label, (method, value, std) in references.items():
-            out.append(f"| {md_cell(label)} | {md_cell(method)} | {100 * value:.2f} | "
-                       f"{'-' if std is None else f'{100 * std:.2f}'} |")
+        out += ["", "## For reference: the best single methods of the committed comparisons", ""]
+        out += md_table(["", "method", "product-rule macro F1", "seed std"], [
+            [label, method, f"{100 * value:.2f}", "-" if std is None else f"{100 * std:.2f}"]
+            for label, (method, value, std) in references.items()])
     if summary["tags_without_plot"]:
         models = [k for k in next(iter(summary["tags_without_plot"].values())) if k != "true"]
         out += ["", "## Genres tagged on the films without a plot", "",
-                "Films that have the genre, and how many each model tags with it (mean over seeds).", "",
-                "| genre | true | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
-        for g, row in summary["tags_without_plot"].items():
-            out.append(f"| {g} | {row['true']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+                "Films that have the genre, and how many each model tags with it (mean over seeds).", ""]
+        out += md_table(["genre", "true", *models], [[g, row["true"], *(f"{row[m]:.1f}" for m in models)]
+                                                     for g, row in summary["tags_without_plot"].items()])
     out += ["", "## Decisions chosen on validation, per seed", "",
             "Each test film's input pattern and the rule it got (the calibration and the members each pattern "
             "averages are in the runs' `dvclive/product/metrics.json`, `plans`).", ""]

@@ -32,6 +32,7 @@ import yaml
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_json
 from pipeline.evaluation.compare import ALL_PAIRS, QUESTIONS
+from pipeline.evaluation.markdown import md_table
 
 #: What ``save`` copies, by what the experiment is: the file in the workspace -> its name in ``results/<name>/``.
 INPUTS = {"data/ingest_report.json": "ingest_report.json", "features/ocr_report.json": "ocr_report.json",
@@ -91,32 +92,27 @@ def run_markdown(evaluate: dict[str, Any], train: dict[str, Any], label: str) ->
     """The README's table of one main-pipeline run: the paper's rule and the product rule on test, over all
     test films and, with films, those with and without a plot."""
     rule = evaluate["product_rule"]
-    lines = ["| run | test films | F_m | Hit | AP_m | product rule F_m / F_s | epochs (best) |",
-             "|---|---|---|---|---|---|---|",
-             f"| {label} | all ({evaluate['posters']} posters) | {100 * evaluate['f1_macro']:.2f} "
-             f"| {100 * evaluate['hit']:.2f} | {100 * evaluate['average_precision_macro']:.2f} "
-             f"| {100 * rule['f1_macro']:.2f} / {100 * rule['f1_samples']:.2f} "
-             f"| {train['epochs_run']} ({train['best_epoch']}) |"]
-    for subset, name in (("with_plot", "with a plot"), ("without_plot", "without a plot")):
-        if subset in evaluate:
-            s = evaluate[subset]
-            lines.append(f"| {label} | {name} ({s['posters']} posters) | {100 * s['f1_macro']:.2f} "
-                         f"| {100 * s['hit']:.2f} | {100 * s['average_precision_macro']:.2f} "
-                         f"| {100 * s['product_f1_macro']:.2f} / - | |")
-    return "\n".join(lines)
+    rows = [[label, f"all ({evaluate['posters']} posters)", f"{100 * evaluate['f1_macro']:.2f}",
+             f"{100 * evaluate['hit']:.2f}", f"{100 * evaluate['average_precision_macro']:.2f}",
+             f"{100 * rule['f1_macro']:.2f} / {100 * rule['f1_samples']:.2f}",
+             f"{train['epochs_run']} ({train['best_epoch']})"]]
+    rows += [[label, f"{name} ({evaluate[subset]['posters']} posters)", f"{100 * evaluate[subset]['f1_macro']:.2f}",
+              f"{100 * evaluate[subset]['hit']:.2f}", f"{100 * evaluate[subset]['average_precision_macro']:.2f}",
+              f"{100 * evaluate[subset]['product_f1_macro']:.2f} / -", ""]
+             for subset, name in (("with_plot", "with a plot"), ("without_plot", "without a plot"))
+             if subset in evaluate]
+    return "\n".join(md_table(["run", "test films", "F_m", "Hit", "AP_m", "product rule F_m / F_s", "epochs (best)"],
+                              rows))
 
 
 def calibration_markdown(evaluate: dict[str, Any], per_genre: list[dict[str, Any]]) -> str:
     """The README's table of a run's calibration on test: expected calibration error (15 bins, in points) per
     genre and macro-averaged, as trained and with each calibration fitted on validation."""
     methods = [("none", "as trained"), ("temperature", "temperature"), ("platt", "Platt")]
-    lines = ["| genre | " + " | ".join(f"ECE {label}" for _, label in methods) + " |",
-             "|---|" + "---|" * len(methods)]
-    lines += [f"| {row['genre']} | " + " | ".join(f"{100 * row[m]:.2f}" for m, _ in methods) + " |"
-              for row in per_genre]
     macro = evaluate["calibration"]["ece_macro"]
-    lines.append("| **macro** | " + " | ".join(f"**{100 * macro[m]:.2f}**" for m, _ in methods) + " |")
-    return "\n".join(lines)
+    rows = [[row["genre"], *(f"{100 * row[m]:.2f}" for m, _ in methods)] for row in per_genre]
+    rows.append(["**macro**", *(f"**{100 * macro[m]:.2f}**" for m, _ in methods)])
+    return "\n".join(md_table(["genre", *(f"ECE {label}" for _, label in methods)], rows))
 
 
 def load(folder: str | Path, name: str) -> dict[str, Any]:
@@ -163,10 +159,8 @@ def _ratio(value: float | None) -> str:
 
 def interval_widths_markdown(rows: list[dict[str, Any]]) -> str:
     """The table of :func:`interval_widths`."""
-    lines = ["| seeds | family | tests | significant (Holm) | median 95% CI width, films + seeds | "
-             "median width, films only | width / same pair's with the fewest seeds (median) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['seeds']} | {r['family']} | {r['tests']} | {r['significant']} | {r['two_level_width']:.2f} "
-              f"| {r['film_only_width']:.2f} | {_ratio(r['width_vs_first'])} |"
-              for r in rows]
-    return "\n".join(lines)
+    return "\n".join(md_table(
+        ["seeds", "family", "tests", "significant (Holm)", "median 95% CI width, films + seeds",
+         "median width, films only", "width / same pair's with the fewest seeds (median)"],
+        [[r["seeds"], r["family"], r["tests"], r["significant"], f"{r['two_level_width']:.2f}",
+          f"{r['film_only_width']:.2f}", _ratio(r["width_vs_first"])] for r in rows]))
