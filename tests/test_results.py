@@ -252,3 +252,20 @@ def test_the_product_section_and_headline_are_the_committed_report():
         assert flat(line) in readme, f"README lacks: {line}"
         assert flat(line) in flat(section), f"docs/results.md's product section lacks: {line}"
     assert provenance["kind"] == "product" and provenance["revision"][:7] in section
+
+
+@pytest.mark.parametrize("folder", ["comparison", "comparison-3seeds", "films"])
+def test_a_committed_comparison_report_renders_from_its_summary(folder):
+    """The report is its summary rendered: the Markdown code can be changed and checked against every report."""
+    from pipeline.evaluation.markdown import markdown
+
+    summary = json.loads((ROOT / "results" / folder / "summary.json").read_text())
+    assert markdown(summary) == (ROOT / "results" / folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize("folder", ["films-names", "ocr-engines", "ocr-engines-per-genre"])
+def test_a_committed_compare_two_report_renders_from_its_result(folder):
+    from pipeline.evaluation.markdown import compare_two_markdown
+
+    result = json.loads((ROOT / "results" / folder / "compare_two.json").read_text())
+    assert compare_two_markdown(result) == (ROOT / "results" / folder / "compare_two.md").read_text()
