@@ -75,6 +75,8 @@ def main(
                                                    main_decided))
     figures = {
         "validation": product.choice,
+        # epochs run and the best (early-stopped) epoch of each candidate trained here: byte-stable, unlike seconds
+        "training": {name: summary.reproducible() for name, summary in summaries.items()},
         "plans": {pattern: {"members": plan.label, "calibration": plan.decision.calibration_method,
                             "rule": plan.decision.rule.name} for pattern, plan in product.plans.items()},
         "test": {"product": decided_figures(y, decided, has_plot, genres),
