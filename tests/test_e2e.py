@@ -385,7 +385,7 @@ def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_
     # the product with films: a plan for each pattern, and its metrics on films with and without a plot
     product = json.loads((repo / "dvclive" / "product" / "metrics.json").read_text())
     assert set(product["plans"]) == {"poster_only", "with_plot"}
-    assert all(t["epochs_run"] >= t["best_epoch"] + 1 for t in product["training"].values()), product["training"]
+    assert all(t["epochs_run"] >= t["best_epoch"] >= 1 for t in product["training"].values()), product["training"]
     assert product["test"]["product"]["all"]["posters"] == metrics["posters"]
     assert scores["plot"] != scores["poster"]
     if poster.stem in {r[0] for r in rows[:400]}:
