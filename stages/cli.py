@@ -82,8 +82,9 @@ def predict_cmd(
         help="Run the OCR and embedding of many posters on Ray: local (start an instance here), auto (join "
              "the running cluster) or ray://host:port. Default: params' ray.address (null = this process)."),
     plot: str | None = typer.Option(
-        None, help="The film's synopsis, for one poster, for a model trained with data.films (see `features show` "
-                   "or the checkpoint's modalities). Without it the film is predicted as one without a plot."),
+        None, "--synopsis", "--plot",
+        help="The film's synopsis (its plot), for one poster, for a model trained with data.films (see `features "
+             "show` or the checkpoint's modalities). Without it the film is predicted as one without a synopsis."),
     films: Path | None = typer.Option(
         None, help="A films CSV (the shared format: imdb_id,plot,...,certification) for many posters: each row "
                    "joins the poster whose file name holds its IMDb id (tt0084058.jpg), or the file named in a "

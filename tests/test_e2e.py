@@ -375,7 +375,7 @@ def test_films_run_then_poster_only_again_reuses_every_poster_feature(repo, tmp_
     # the poster only
     poster = sorted((posters_dir / "images").glob("*.jpg"))[0]
     scores = {}
-    for name, extra in (("plot", ["--plot", "A killer stalks teenagers on Halloween night."]),
+    for name, extra in (("plot", ["--synopsis", "A killer stalks teenagers on Halloween night."]),
                         ("films", ["--films", str(films)]), ("poster", [])):
         res = run([sys.executable, "-m", "stages.cli", "predict", str(poster), "-f", "json", "--model",
                    "models/model.pt", *extra], repo)
