@@ -1,4 +1,4 @@
-"""The review page in a real browser (headless Chromium, driven by tests/browser.py): images load, the filters and
+"""The review page in a real browser (headless Chromium, driven by Playwright through tests/browser.py): images load, the filters and
 the sort do what they say, nothing logs an error, poster text is shown and never run, and the page works with
 JavaScript off. Skipped where no Chromium is installed, except under CI (``$CI`` set), where .ci/run installs it.
 
@@ -111,9 +111,9 @@ def browser():
         why = "no Chromium on PATH (set $CHROMIUM, or install the 'chromium' package; .ci/run does)"
     else:
         try:
-            import aiohttp  # noqa: F401
+            import playwright  # noqa: F401
         except ImportError:
-            why = "aiohttp (the DevTools websocket client) is not installed"
+            why = "playwright (the browser driver, a dev extra) is not installed"
     if why:
         if os.environ.get("CI"):
             pytest.fail(f"{why}; under CI the browser tests must run")
