@@ -1,4 +1,4 @@
-"""The review page in a real browser (headless Chromium, driven by Playwright through tests/browser.py): images load, the filters and
+"""The review page in a real browser (headless Chromium driven by Playwright): images load, the filters and
 the sort do what they say, nothing logs an error, poster text is shown and never run, and the page works with
 JavaScript off. Skipped where no Chromium is installed, except under CI (``$CI`` set), where .ci/run installs it.
 
