@@ -2,7 +2,7 @@
 
 1. writing: ``write_review`` over N real posters (thumbnails made from the files, one card each), posters/s, and
    the folder's size beside the posters' own (the page shows thumbnails, not the files);
-2. opening (headless Chromium, the DevTools driver of ``tests/browser.py``): seconds to the load event and the
+2. opening (headless Chromium driven by Playwright, ``tests/browser.py``): seconds to the load event and the
    images decoded by then, with the page's lazy loading beside the alternative, every image loaded eagerly;
 3. filtering: seconds for the genre filter to hide and show the cards, and for a re-sort.
 
