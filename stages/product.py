@@ -57,10 +57,10 @@ def main(
                                     TrainParams(**train), LossParams(**loss)))
     if skipped:
         print(f"product: skipped {', '.join(skipped)} (they read a film's plot or metadata; data.films is null)")
-    product, summaries = build_product(datasets, inputs.dims, genres, main_ckpt, candidates, ev.rule_metric,
-                                       ev.threshold, ev.calibration, p["product"].average_top,
-                                       on_trained=lambda ckpt: record_inputs(ckpt, inputs))
-    for name, summary in summaries.items():
+    product, trained = build_product(datasets, inputs.dims, genres, main_ckpt, candidates, ev.rule_metric,
+                                     ev.threshold, ev.calibration, p["product"].average_top,
+                                     on_trained=lambda ckpt: record_inputs(ckpt, inputs))
+    for name, summary in ((n, r.summary) for n, r in trained.items()):
         print(f"product: {name} ({method_label(name)}): {summary.epochs_run} epochs in {summary.seconds:.1f} s, "
               f"best epoch {summary.best_epoch}")
     save_product(product, out)
@@ -75,8 +75,10 @@ def main(
                                                    main_decided))
     figures = {
         "validation": product.choice,
-        # epochs run and the best (early-stopped) epoch of each candidate trained here: byte-stable, unlike seconds
-        "training": {name: summary.reproducible() for name, summary in summaries.items()},
+        # epochs run, the best (early-stopped) epoch and the validation loss per epoch of each candidate trained
+        # here (what an early-stopping setting is judged on): byte-stable, unlike seconds
+        "training": {name: {**r.summary.reproducible(), "val_loss": [e.val_loss for e in r.curve]}
+                     for name, r in trained.items()},
         "plans": {pattern: {"members": plan.label, "calibration": plan.decision.calibration_method,
                             "rule": plan.decision.rule.name} for pattern, plan in product.plans.items()},
         "test": {"product": decided_figures(y, decided, has_plot, genres),

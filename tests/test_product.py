@@ -171,8 +171,8 @@ def test_the_product_is_chosen_on_validation_and_never_reads_test(films, tmp_pat
         ckpt["features"] = {"image": {"seed": 1}, "text": {"seed": 2}}
         ckpt["metadata_spec"] = info["metadata_spec"]
 
-    product, summaries = build_product(datasets, dims, GENRES, main, candidates, "f1_macro", 0.5, "auto", 2, record)
-    assert set(summaries) == {"plot-model"}
+    product, trained = build_product(datasets, dims, GENRES, main, candidates, "f1_macro", 0.5, "auto", 2, record)
+    assert set(trained) == {"plot-model"}
     choice = product.choice["patterns"]
     assert set(choice) == {POSTER_ONLY, WITH_PLOT}
     assert choice[POSTER_ONLY]["posters"] == len(datasets["val"])

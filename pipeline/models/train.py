@@ -263,17 +263,17 @@ class Candidate:
 def build_product(datasets: dict[str, Dataset], dims: dict[str, int], genres: list[str], main: dict,
                   candidates: list[Candidate], metric: str = "f1_samples", threshold: float = 0.5,
                   calibration: str = "auto", average_top: int = 2, on_trained=None
-                  ) -> tuple[Product, dict[str, TrainSummary]]:
+                  ) -> tuple[Product, dict[str, TrainResult]]:
     """Train ``candidates`` on the training split, then :func:`choose_product` among the main model's checkpoint
     ``main`` and them on the validation split. The test split, if ``datasets`` has one, is never read.
     ``on_trained(checkpoint)`` completes each new checkpoint (the feature identities it was trained on)."""
     members = {MAIN: Member(MAIN, head_from_checkpoint(main, "cpu"), main)}
-    summaries: dict[str, TrainSummary] = {}
+    trained: dict[str, TrainResult] = {}
     fitting = {"train": datasets["train"], "val": datasets["val"]}
     for c in candidates:
         result = train_head(fitting, dims, genres, c.fusion, c.train, c.loss)
         if on_trained is not None:
             on_trained(result.checkpoint)
         members[c.name] = Member(c.name, head_from_checkpoint(result.checkpoint, "cpu"), result.checkpoint)
-        summaries[c.name] = result.summary
-    return choose_product(members, datasets["val"], genres, metric, threshold, calibration, average_top), summaries
+        trained[c.name] = result
+    return choose_product(members, datasets["val"], genres, metric, threshold, calibration, average_top), trained
