@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves these to .ci/run
+
 
 def test_pipeline_benchmark_measures_every_stage_and_its_alternatives(posters_dir, tmp_path):
     from tests.conftest import ROOT

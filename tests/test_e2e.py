@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import ASSETS, ROOT, committed_params
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:

@@ -71,6 +71,7 @@ def _parts(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.rglob("part-*"))}
 
 
+@pytest.mark.slow
 def test_ocr_on_ray_is_byte_identical_to_in_process(few_posters, local_ray, tmp_path):
     local, rep_local = _ocr(few_posters, tmp_path / "local")
     on_ray, rep_ray = _ocr(few_posters, tmp_path / "ray", local_ray)
@@ -81,6 +82,7 @@ def test_ocr_on_ray_is_byte_identical_to_in_process(few_posters, local_ray, tmp_
     assert _parts(tmp_path / "ray") == _parts(tmp_path / "local")
 
 
+@pytest.mark.slow
 def test_image_features_on_ray_are_byte_identical(few_posters, local_ray, tmp_path):
     from pipeline.features.encoders import create_image_encoder, create_text_encoder
 
@@ -104,6 +106,7 @@ def test_image_features_on_ray_are_byte_identical(few_posters, local_ray, tmp_pa
     assert all(np.array_equal(out["local"][n], out["ray"][n]) for n in out["local"])
 
 
+@pytest.mark.slow
 def test_a_bad_poster_on_ray_is_reported_with_its_reason(few_posters, local_ray, tmp_path):
     import polars as pl
 
@@ -138,6 +141,7 @@ class KillOnce:
         return read
 
 
+@pytest.mark.slow
 def test_a_killed_actor_is_retried_and_nothing_is_lost_or_duplicated(few_posters, local_ray, tmp_path):
     marker = tmp_path / "killed"
     table, rep = _ocr(few_posters, tmp_path / "ray", local_ray, KillOnce(str(marker)))
@@ -171,6 +175,7 @@ run_ocr(posters, OcrParams(checkpoint_every=1), cache, slow, ray=ray)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_from_the_cache(real_posters, local_ray, tmp_path):
     posters = real_posters.head(12).select("sha256", "path")
     posters.write_parquet(tmp_path / "posters.parquet")
