@@ -38,7 +38,8 @@ def ran_stages(output: str, films: bool = False) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, posters_dir) -> Path:
+def built_repo(tmp_path_factory, posters_dir) -> Path:
+    """A throwaway git repo of the project on 30 posters, after one `dvc repro` (committed)."""
     repo = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
@@ -66,6 +67,15 @@ def repo(tmp_path_factory, posters_dir) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
     return repo
+
+
+@pytest.fixture
+def repo(built_repo, tmp_path) -> Path:
+    """A copy of the built repo for one test: no test sees another's experiments or edits, in any order (the
+    feature cache is shared, as it is keyed by content)."""
+    copy = tmp_path / "built"
+    shutil.copytree(built_repo, copy, symlinks=True)
+    return copy
 
 
 def test_metrics_present_and_finite(repo):

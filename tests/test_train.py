@@ -8,7 +8,7 @@ from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
 from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
 from pipeline.models.heads import create_head, head_config
-from pipeline.models.train import attach_decisions, epoch_batches, train_head
+from pipeline.models.train import attach_decisions, epoch_batches, replay_early_stopping, train_head
 from pipeline.scoring.thresholds import DecisionRule
 
 GENRES = ["A", "B", "C"]
@@ -67,6 +67,30 @@ def test_training_is_deterministic(data, tmp_path):
     save_checkpoint(a, tmp_path / "a.pt")
     save_checkpoint(b, tmp_path / "b.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_a_smaller_patience_replayed_on_a_recorded_curve_is_what_training_with_it_gives(data, tmp_path):
+    """replay_early_stopping reads a curve recorded with a large patience; training with the smaller patience
+    stops where it says, and where the best epoch is the recorded one the checkpoint is the same bytes."""
+    datasets, dims, _ = data
+    args = (datasets, dims, GENRES, FusionParams(dim=16, heads=4))
+    full = train_head(*args, TrainParams(epochs=12, patience=12, lr=3e-3), LossParams())
+    losses = [e.val_loss for e in full.curve]
+    assert replay_early_stopping(losses, 12) == (full.summary.best_epoch, full.summary.epochs_run)
+    checked = 0
+    for patience in (1, 2, 3):
+        best, run = replay_early_stopping(losses, patience)
+        short = train_head(*args, TrainParams(epochs=12, patience=patience, lr=3e-3), LossParams())
+        assert (short.summary.best_epoch, short.summary.epochs_run) == (best, run)
+        assert [e.val_loss for e in short.curve] == losses[:run]
+        if best == full.summary.best_epoch:
+            save_checkpoint(full.checkpoint, tmp_path / "full.pt")
+            save_checkpoint(short.checkpoint, tmp_path / "short.pt")
+            assert (tmp_path / "full.pt").read_bytes() == (tmp_path / "short.pt").read_bytes()
+            checked += 1
+    assert checked, losses  # at least one smaller patience keeps the best epoch on this curve
+    assert replay_early_stopping([3.0, 2.0, 2.5, 2.4, 1.0], 2) == (2, 4)  # stops before the later, lower loss
+    assert replay_early_stopping([3.0, 2.0, 2.5, 2.4, 1.0], 3) == (5, 5)
 
 
 def test_epoch_batches_cover_every_poster_once_and_group_lengths():

@@ -109,6 +109,40 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, weights: 
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
+class EarlyStopping:
+    """The stopping rule: the best epoch is the one with the lowest validation loss; training stops after
+    ``patience`` epochs in a row without a lower one. The loop and :func:`replay_early_stopping` (which reads a
+    recorded curve) use this same rule."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_loss, self.best_epoch, self.stale = float("inf"), 0, 0
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Record an epoch; True when it is the new best."""
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale = val_loss, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.stale >= self.patience
+
+
+def replay_early_stopping(val_losses: list[float], patience: int) -> tuple[int, int]:
+    """(best epoch, epochs run) that ``patience`` would have given on a run whose validation loss per epoch
+    (epochs 1, 2, ...) is ``val_losses``, recorded with a larger patience. Training is the same epoch for epoch
+    until it stops, so where the best epoch is the recorded one the checkpoint is byte-identical."""
+    rule = EarlyStopping(patience)
+    for epoch, loss in enumerate(val_losses, 1):
+        rule.update(epoch, loss)
+        if rule.stop:
+            return rule.best_epoch, epoch
+    return rule.best_epoch, len(val_losses)
+
+
 def train_head(
     datasets: dict[str, Dataset],
     dims: dict[str, int],
@@ -139,9 +173,9 @@ def train_head(
     # grouping by OCR-text length only pays where a head reads text token sequences (padding cut per batch);
     # every other head's batches stay independent of the OCR text
     lengths = tr.text_lengths() if train.group_by_length and getattr(model, "reads_text_tokens", False) else None
-    best = {"val_loss": float("inf"), "epoch": 0, "state": None}
+    rule = EarlyStopping(train.patience)
+    state = None
     curve: list[EpochRecord] = []
-    stale = 0
     t0 = time.perf_counter()
     with progress_bar("epochs") as bar:
         task = bar.add_task("train", total=train.epochs)
@@ -163,21 +197,17 @@ def train_head(
             curve.append(EpochRecord(epoch, round(total / n, 6), round(val_loss, 6)))
             if on_epoch is not None:
                 on_epoch(curve[-1], model)
-            if val_loss < best["val_loss"]:
-                best = {"val_loss": val_loss, "epoch": epoch,
-                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-                stale = 0
-            else:
-                stale += 1
-            bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {best['val_loss']:.4f})")
+            if rule.update(epoch, val_loss):
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {rule.best_loss:.4f})")
             if not bar.console.is_terminal:  # logs (dvc repro in CI, nohup): one line per epoch
                 bar.console.print(f"epoch {epoch}: train loss {total / n:.5f}, val loss {val_loss:.5f}, "
                                   f"{time.perf_counter() - t0:.0f} s")
-            if stale >= train.patience:
+            if rule.stop:
                 break
     seconds = time.perf_counter() - t0
-    checkpoint = make_checkpoint(config, genres, best["state"], best["epoch"], best["val_loss"])
-    summary = TrainSummary(best_epoch=best["epoch"], best_val_loss=round(best["val_loss"], 6), epochs_run=len(curve),
+    checkpoint = make_checkpoint(config, genres, state, rule.best_epoch, rule.best_loss)
+    summary = TrainSummary(best_epoch=rule.best_epoch, best_val_loss=round(rule.best_loss, 6), epochs_run=len(curve),
                            parameters=int(sum(p.numel() for p in model.parameters())), seconds=round(seconds, 2),
                            device=device.type)
     return TrainResult(checkpoint, curve, summary)
