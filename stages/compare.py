@@ -54,6 +54,7 @@ def main(
     write_json(folder / "run.json", {
         "method": method, "seed": seed, "epochs_run": summary.epochs_run, "best_epoch": summary.best_epoch,
         "best_val_loss": summary.best_val_loss, "parameters": summary.parameters,
+        "val_loss": [e.val_loss for e in result.curve],  # per epoch: what an early-stopping setting is judged on
         **({"branches": branches} if branches else {}),
     })
     # wall time varies run to run: kept apart so run.json and scores stay byte-identical

@@ -50,6 +50,27 @@ def test_bootstrap_clearly_better_small_p():
     assert flipped["diff"] < 0 and flipped["p_value"] < 0.01
 
 
+def test_the_report_replays_early_stopping_on_the_runs_curves():
+    """Runs that kept their validation-loss curve get epochs per seed and the replay table: a run whose loss
+    dips again after a plateau longer than a patience loses its best epoch under that patience."""
+    y, groups, rng = _data(n_films=40)
+    keys = [f"k{i}" for i in range(len(y))]
+    frame = run_frame(keys, groups, "test", y, np.clip(y * 0.8 + rng.random(y.shape) * 0.2, 0, 1), GENRES)
+    curves = {"ours": [[3.0, 2.0, 2.5, 2.6, 2.7], [3.0, 2.9, 1.0, 1.5, 1.6, 1.7]],
+              "concat": [[3.0, 2.0, 2.1, 2.2, 1.9, 2.0, 2.1, 2.2]]}  # concat: a later best after 3 stale epochs
+    runs = {m: [{"method": m, "seed": i, "test": frame, "val": frame.with_columns(split=pl.lit("val")),
+                 "seconds": 1.0, "epochs_run": len(c), "best_epoch": int(np.argmin(c)) + 1, "val_loss": c}
+                for i, c in enumerate(cs)] for m, cs in curves.items()}
+    summary = summarise(runs, GENRES, n_boot=50)
+    assert summary["methods"]["ours"]["best_epochs"] == [2, 3] and summary["methods"]["concat"]["epochs_runs"] == [8]
+    text = markdown(summary)
+    assert "| 5 (2), 6 (3) |" in text
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and "of 3 |" in line}
+    assert rows["2"].startswith("| 2 | 2 of 3 | 13 |") and "concat" in rows["2"]  # 4 + 5 + 4 epochs
+    assert rows["3"].startswith("| 3 | 3 of 3 |") and rows["3"].endswith("| - |")
+
+
 def test_summary_and_markdown_shape():
     y, groups, rng = _data(n_films=60)
     keys = [f"k{i}" for i in range(len(y))]

@@ -7,8 +7,9 @@ from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
 from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
+from pipeline.models.early_stopping import replay_early_stopping
 from pipeline.models.heads import create_head, head_config
-from pipeline.models.train import attach_decisions, epoch_batches, replay_early_stopping, train_head
+from pipeline.models.train import attach_decisions, epoch_batches, train_head
 from pipeline.scoring.thresholds import DecisionRule
 
 GENRES = ["A", "B", "C"]

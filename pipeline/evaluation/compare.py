@@ -131,6 +131,9 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "train_seconds": (float(np.mean([r["seconds"] for r in rs]))
                               if all(r["seconds"] is not None for r in rs) else None),
             "epochs": float(np.mean([r["epochs_run"] for r in rs])),
+            **({"epochs_runs": [int(r["epochs_run"]) for r in rs], "best_epochs": [int(r["best_epoch"]) for r in rs]}
+               if all("best_epoch" in r for r in rs) else {}),
+            **({"val_loss": [r["val_loss"] for r in rs]} if all("val_loss" in r for r in rs) else {}),
             "thresholds": {g: round(float(np.mean([t[j] for t in taus])), 4) for j, g in enumerate(genres)},
             "branches": _branches(rs),
             "decision_rules": _rules_summary(rules),

@@ -22,6 +22,7 @@ from pipeline.evaluation.methods import (
     TABLES,
     method_label,
 )
+from pipeline.models.early_stopping import replay_early_stopping
 
 
 def interval(t: dict[str, Any]) -> str:
@@ -179,9 +180,14 @@ def markdown(summary: dict) -> str:
     for m in summary["ranking"]:
         s = summary["methods"][m]
         t = "-" if s["train_seconds"] is None else f"{s['train_seconds']:.1f}"
-        rows.append({"method": s["label"], "Hit": _cell(s["mean"]["hit"], s["std"]["hit"], "hit"),
-                     "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"})
+        row = {"method": s["label"], "Hit": _cell(s["mean"]["hit"], s["std"]["hit"], "hit"),
+               "train s (mean per seed)": t, "epochs": f"{s['epochs']:.1f}"}
+        if "best_epochs" in s:  # reports made before runs kept them show the mean only
+            row["epochs run (best), per seed"] = ", ".join(f"{e} ({b})" for e, b in zip(s["epochs_runs"],
+                                                                                     s["best_epochs"]))
+        rows.append(row)
     parts += [md(rows_frame(rows)), ""]
+    parts += early_stopping_markdown(summary)
     parts += _tests_markdown(summary, md)
     parts += _all_pairs_markdown(summary, md)
     if summary.get("films"):
@@ -281,3 +287,35 @@ def _rules_markdown(summary: dict, md) -> list[str]:
             "thresholds with a cap of 1-5 genres per poster (by `eval.rule_metric`) on its scores calibrated as "
             "`eval.calibration` says (fitted on validation), then applied to test. "
             "Mean over seeds.", "", md(rows_frame(rows)), ""]
+
+
+#: The patiences an early-stopping table replays (the runs were recorded with train.patience, the largest).
+PATIENCES = (1, 2, 3, 4, 5, 6, 8, 10)
+
+
+def early_stopping_markdown(summary: dict) -> list[str]:
+    """Each patience replayed on every run's recorded validation-loss curve (:func:`replay_early_stopping`):
+    how many runs keep their best epoch (and so their checkpoint, byte for byte, and every figure of the report),
+    and the epochs they would run. Empty for reports whose runs kept no curve."""
+    runs = [(s["label"], curve) for s in summary["methods"].values() for curve in s.get("val_loss") or []]
+    if not runs:
+        return []
+    recorded = {(label, i): replay_early_stopping(curve, len(curve) + 1) for i, (label, curve) in enumerate(runs)}
+    total = sum(len(curve) for _, curve in runs)
+    rows, moved = [], {}
+    for patience in PATIENCES:
+        kept, epochs = 0, 0
+        for i, (label, curve) in enumerate(runs):
+            best, ran = replay_early_stopping(curve, patience)
+            kept += best == recorded[(label, i)][0]
+            epochs += ran
+            if best != recorded[(label, i)][0]:
+                moved.setdefault(patience, set()).add(label)
+        rows.append([patience, f"{kept} of {len(runs)}", epochs, f"{1 - epochs / total:.0%}",
+                     ", ".join(sorted(moved.get(patience, ()))) or "-"])
+    return ["## Early stopping replayed on the recorded curves", "",
+            "Every run's validation loss per epoch, replayed under a smaller patience: a run that keeps its best "
+            "epoch trains the same epochs up to it, so its checkpoint and every figure above are unchanged; the "
+            "others would stop before their best epoch.", "",
+            *md_table(["patience", "runs keeping their best epoch", "epochs run", "epochs saved",
+                       "methods with a run that would change"], rows), ""]
