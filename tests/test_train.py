@@ -46,7 +46,7 @@ def test_train_variants_run_and_checkpoint_roundtrips(data, tmp_path, loss, head
     seen = []
     result = train_head(datasets, dims, GENRES, FusionParams(head=head, dim=16, heads=4),
                         TrainParams(epochs=3, patience=2, oversample=oversample), LossParams(name=loss),
-                        on_epoch=lambda record, model: seen.append(record))
+                        on_epoch=lambda record, model, scores: seen.append(record))
     assert all(np.isfinite(r.val_loss) for r in result.curve)
     assert seen == result.curve  # the hook saw every epoch, as it ended
     assert result.summary.epochs_run == sum(r.epoch > 0 for r in result.curve)  # naive: one record, epoch 0

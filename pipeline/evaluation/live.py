@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipeline.models.datasets import predict_scores
 from pipeline.scoring.metrics import average_precision, f1
 
 if TYPE_CHECKING:
@@ -47,15 +46,13 @@ def _rounded(value: float) -> float:
 class EpochLogger:
     """A train hook (``pipeline.models.train.EpochHook``): logs each epoch to ``live``, step = epoch.
 
-    Scoring the validation split in eval mode draws no random numbers, so training with or without
-    the logger gives the same model (tested)."""
+    It reads the validation scores of the pass that gave the epoch's validation loss (no second pass), and
+    changes nothing: training with or without the logger gives the same model (tested)."""
 
     def __init__(self, live: Live, val: Dataset, threshold: float = 0.5):
         self.live, self.val, self.threshold = live, val, threshold
 
-    def __call__(self, record: EpochRecord, model: torch.nn.Module) -> None:
-        device = next(model.parameters(), torch.empty(0)).device
-        scores = predict_scores(model, self.val, device)
+    def __call__(self, record: EpochRecord, model: torch.nn.Module, scores: np.ndarray) -> None:
         y = self.val.labels.numpy()
         self.live.step = record.epoch
         self.live.log_metric("train/loss", record.train_loss)

@@ -241,11 +241,20 @@ def pattern_scores(heads: dict[str, torch.nn.Module], val: Dataset, spec: dict |
 
 
 @torch.no_grad()
-def mean_loss(model, data: Dataset, loss_fn, device, batch_size: int = 256) -> float:
+def loss_and_scores(model, data: Dataset, loss_fn, device, batch_size: int = 256) -> tuple[float, np.ndarray]:
+    """Mean loss over ``data`` and its sigmoid scores (as :func:`predict_scores`), from one forward pass: what
+    early stopping and the per-epoch validation metrics both read."""
     model.eval()
+    out = np.zeros((len(data), data.labels.shape[1]), dtype=np.float32)
     total, n = 0.0, 0
     for idx in _eval_batches(data, batch_size):
         feats, y = data.batch(idx, device)
-        total += float(loss_fn(model(feats), y)) * len(idx)
+        z = model(feats)
+        total += float(loss_fn(z, y)) * len(idx)
         n += len(idx)
-    return total / max(n, 1)
+        out[idx.numpy()] = torch.sigmoid(z).float().cpu().numpy()
+    return total / max(n, 1), out
+
+
+def mean_loss(model, data: Dataset, loss_fn, device, batch_size: int = 256) -> float:
+    return loss_and_scores(model, data, loss_fn, device, batch_size)[0]

@@ -22,7 +22,7 @@ from pipeline.core.devices import resolve_device
 from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.core.progress import progress_bar
 from pipeline.models.checkpoint import head_from_checkpoint, make_checkpoint
-from pipeline.models.datasets import Dataset, mean_loss, pattern_scores
+from pipeline.models.datasets import Dataset, loss_and_scores, mean_loss, pattern_scores
 from pipeline.models.early_stopping import EarlyStopping
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.losses import create_loss
@@ -77,7 +77,7 @@ class ChosenRule:
 
 
 #: Called after every epoch with the record and the model (in its state after that epoch).
-EpochHook = Callable[[EpochRecord, torch.nn.Module], None]
+EpochHook = Callable[[EpochRecord, torch.nn.Module, np.ndarray], None]  # the epoch, the model, validation scores
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +121,8 @@ def train_head(
 ) -> TrainResult:
     """Train; return the best checkpoint, the per-epoch curve and a summary.
 
-    ``on_epoch`` (e.g. a DVCLive logger) sees every epoch as it ends; it must not change the model."""
+    ``on_epoch`` (e.g. a DVCLive logger) sees every epoch as it ends, with the validation scores of the pass
+    that gave its validation loss; it must not change the model."""
     seed_everything(train.seed)
     device = resolve_device(train.device, "train.device")
     config = head_config(fusion, dims, len(genres))
@@ -160,10 +161,10 @@ def train_head(
                 opt.step()
                 total += batch_loss.item() * len(idx)
                 n += len(idx)
-            val_loss = mean_loss(model, va, loss_fn, device)
+            val_loss, val_scores = loss_and_scores(model, va, loss_fn, device)
             curve.append(EpochRecord(epoch, round(total / n, 6), round(val_loss, 6)))
             if on_epoch is not None:
-                on_epoch(curve[-1], model)
+                on_epoch(curve[-1], model, val_scores)
             if rule.update(epoch, val_loss):
                 state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             bar.update(task, advance=1, description=f"train (val {val_loss:.4f}, best {rule.best_loss:.4f})")
@@ -236,12 +237,12 @@ def batch_training_loss(model, feats, y, loss_fn):
 def _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch=None) -> TrainResult:
     """Heads without parameters (naive): fit on the training labels; one record, epoch 0."""
     model.fit(datasets["train"].labels.to(device))
-    val_loss = mean_loss(model, datasets["val"], loss_fn, device)
+    val_loss, val_scores = loss_and_scores(model, datasets["val"], loss_fn, device)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     checkpoint = make_checkpoint(config, genres, state, 0, val_loss)
     curve = [EpochRecord(0, round(mean_loss(model, datasets["train"], loss_fn, device), 6), round(val_loss, 6))]
     if on_epoch is not None:
-        on_epoch(curve[0], model)
+        on_epoch(curve[0], model, val_scores)
     summary = TrainSummary(best_epoch=0, best_val_loss=round(val_loss, 6), epochs_run=0, parameters=0,
                            seconds=0.0, device=device.type)
     return TrainResult(checkpoint, curve, summary)
