@@ -207,13 +207,18 @@ def product_report_cmd(
     from pipeline.evaluation.product_report import (
         best_product_rule,
         load_product_runs,
+        load_training_curves,
         product_markdown,
         product_summary,
     )
+    from pipeline.models.early_stopping import replay_table
 
     p = load_params(params, ["data", "compare"])
     found, plans = load_product_runs(runs)
     summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, bootstrap_seed, plans)
+    curves = load_training_curves(runs)
+    if curves:  # each run's validation loss per epoch: the early-stopping replay
+        summary["early_stopping"] = replay_table(curves)
     references = {}
     for label, path in (("Table V (films)", table_v), ("poster-only comparison", comparison)):
         if path is not None:

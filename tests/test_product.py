@@ -1,6 +1,8 @@
 """Decisions per input pattern and the product chosen on validation (pipeline/scoring/decisions.py,
 pipeline/models/product.py)."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -232,10 +234,12 @@ def _prediction_frames(folder, variant, seeds, rng, with_plot, quality):
 def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     from pipeline.evaluation.product_report import (
         load_product_runs,
+        load_training_curves,
         product_headline,
         product_markdown,
         product_summary,
     )
+    from pipeline.models.early_stopping import replay_table
 
     rng = np.random.default_rng(0)
     with_plot = [i % 4 != 0 for i in range(80)]
@@ -260,6 +264,20 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     t = better
     assert f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}], significant" in lines[0]
     assert "without a synopsis" in lines[1] and "moviescope, macro F1 59.26" in lines[-2]
+    # each run's validation-loss curves (the main model's dvclive tsv, the candidates' from the product stage):
+    # the early-stopping replay; a candidate whose loss falls again after two stale epochs needs patience 3
+    for k in (0, 1, 2):
+        run = tmp_path / "films" / f"seed{k}"
+        (run / "val_loss.tsv").write_text("step\tloss\n1\t0.5\n2\t0.4\n3\t0.45\n4\t0.5\n")
+        (run / "product_metrics.json").write_text(json.dumps(
+            {"plans": {}, "training": {"late": {"val_loss": [0.9, 0.8, 0.85, 0.86, 0.7, 0.75]}}}))
+    curves = load_training_curves(tmp_path)
+    assert len(curves) == 6 and curves[0] == ("films/main", [0.5, 0.4, 0.45, 0.5])
+    summary["early_stopping"] = replay_table(curves)
+    by_patience = {r["patience"]: r for r in summary["early_stopping"]}
+    assert by_patience[2]["kept"] == 3 and by_patience[2]["moved"] == ["films/late"]
+    assert by_patience[3]["kept"] == 6 and by_patience[3]["epochs"] == 3 * 4 + 3 * 6
+    assert "| 3 | 6 of 6 | 30 |" in product_markdown(summary)
     # runs on other test posters cannot be paired
     other = tmp_path / "other"
     _prediction_frames(other, "films", [0], rng, with_plot[:60], 0.9)

@@ -22,7 +22,7 @@ from pipeline.evaluation.methods import (
     TABLES,
     method_label,
 )
-from pipeline.models.early_stopping import replay_early_stopping
+from pipeline.models.early_stopping import replay_table
 
 
 def interval(t: dict[str, Any]) -> str:
@@ -289,33 +289,20 @@ def _rules_markdown(summary: dict, md) -> list[str]:
             "Mean over seeds.", "", md(rows_frame(rows)), ""]
 
 
-#: The patiences an early-stopping table replays (the runs were recorded with train.patience, the largest).
-PATIENCES = (1, 2, 3, 4, 5, 6, 8, 10)
-
-
 def early_stopping_markdown(summary: dict) -> list[str]:
-    """Each patience replayed on every run's recorded validation-loss curve (:func:`replay_early_stopping`):
-    how many runs keep their best epoch (and so their checkpoint, byte for byte, and every figure of the report),
-    and the epochs they would run. Empty for reports whose runs kept no curve."""
-    runs = [(s["label"], curve) for s in summary["methods"].values() for curve in s.get("val_loss") or []]
-    if not runs:
-        return []
-    recorded = {(label, i): replay_early_stopping(curve, len(curve) + 1) for i, (label, curve) in enumerate(runs)}
-    total = sum(len(curve) for _, curve in runs)
-    rows, moved = [], {}
-    for patience in PATIENCES:
-        kept, epochs = 0, 0
-        for i, (label, curve) in enumerate(runs):
-            best, ran = replay_early_stopping(curve, patience)
-            kept += best == recorded[(label, i)][0]
-            epochs += ran
-            if best != recorded[(label, i)][0]:
-                moved.setdefault(patience, set()).add(label)
-        rows.append([patience, f"{kept} of {len(runs)}", epochs, f"{1 - epochs / total:.0%}",
-                     ", ".join(sorted(moved.get(patience, ()))) or "-"])
+    """:func:`replay_table` of the runs' recorded validation-loss curves; empty for reports whose runs kept
+    none."""
+    curves = [(s["label"], curve) for s in summary["methods"].values() for curve in s.get("val_loss") or []]
+    return replay_markdown(replay_table(curves)) if curves else []
+
+
+def replay_markdown(rows: list[dict]) -> list[str]:
     return ["## Early stopping replayed on the recorded curves", "",
             "Every run's validation loss per epoch, replayed under a smaller patience: a run that keeps its best "
-            "epoch trains the same epochs up to it, so its checkpoint and every figure above are unchanged; the "
-            "others would stop before their best epoch.", "",
+            "epoch trains the same epochs up to it, so its checkpoint and every figure made from it are unchanged; "
+            "the others would stop before their best epoch.", "",
             *md_table(["patience", "runs keeping their best epoch", "epochs run", "epochs saved",
-                       "methods with a run that would change"], rows), ""]
+                       "methods with a run that would change"],
+                      [[r["patience"], f"{r['kept']} of {r['runs']}", r["epochs"],
+                        f"{1 - r['epochs'] / r['epochs_recorded']:.0%}", ", ".join(r["moved"]) or "-"]
+                       for r in rows]), ""]

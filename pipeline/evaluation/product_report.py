@@ -27,8 +27,9 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table
+from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, replay_markdown
 from pipeline.evaluation.statistics import holm, paired_bootstrap, seed_std
+from pipeline.models.product import MAIN
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
 FILE = "product_predictions.parquet"
@@ -68,6 +69,22 @@ def load_product_runs(folder: str | Path) -> tuple[dict[str, list[pl.DataFrame]]
 
 def _arrays(frame: pl.DataFrame, prefix: str, genres: list[str]) -> np.ndarray:
     return frame.select([f"{prefix}_{g}" for g in genres]).to_numpy().astype(np.int64)
+
+
+def load_training_curves(folder: str | Path) -> list[tuple[str, list[float]]]:
+    """Every run's validation loss per epoch, named ``variant/model``: the main model's from
+    ``seed<k>/val_loss.tsv`` (a copy of its ``dvclive/train/plots/metrics/val/loss.tsv``), each candidate's from
+    ``product_metrics.json`` (``training``). What the early-stopping replay reads."""
+    curves = []
+    for seed in sorted(Path(folder).glob(f"*/seed*/{FILE}")):
+        run, variant = seed.parent, seed.parent.parent.name
+        if (run / "val_loss.tsv").exists():
+            rows = (run / "val_loss.tsv").read_text().split("\n")[1:]
+            curves.append((f"{variant}/{MAIN}", [float(r.split("\t")[1]) for r in rows if r.strip()]))
+        if (run / "product_metrics.json").exists():
+            training = json.loads((run / "product_metrics.json").read_text()).get("training", {})
+            curves += [(f"{variant}/{name}", t["val_loss"]) for name, t in training.items() if "val_loss" in t]
+    return curves
 
 
 def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_boot: int = 10000,
@@ -142,6 +159,8 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
                 "Films that have the genre, and how many each model tags with it (mean over seeds).", ""]
         out += md_table(["genre", "true", *models], [[g, row["true"], *(f"{row[m]:.1f}" for m in models)]
                                                      for g, row in summary["tags_without_plot"].items()])
+    if summary.get("early_stopping"):
+        out += ["", *replay_markdown(summary["early_stopping"])[:-1]]
     out += ["", "## Decisions chosen on validation, per seed", "",
             "Each test film's input pattern and the rule it got (the calibration and the members each pattern "
             "averages are in the runs' `dvclive/product/metrics.json`, `plans`).", ""]

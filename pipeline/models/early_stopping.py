@@ -35,3 +35,24 @@ def replay_early_stopping(val_losses: list[float], patience: int) -> tuple[int, 
         if rule.stop:
             return rule.best_epoch, epoch
     return rule.best_epoch, len(val_losses)
+
+
+#: The patiences a replay table tries (runs are recorded with train.patience, the largest of them by default).
+PATIENCES = (1, 2, 3, 4, 5, 6, 8, 10)
+
+
+def replay_table(curves: list[tuple[str, list[float]]], patiences=PATIENCES) -> list[dict]:
+    """Each patience replayed on every recorded run (``(method, validation loss per epoch)``): how many runs keep
+    their recorded best epoch (and so their checkpoint, byte for byte, and every figure made from it), the
+    epochs all runs would take, and the methods with a run that would stop before its best epoch."""
+    recorded = [replay_early_stopping(curve, len(curve) + 1)[0] for _, curve in curves]
+    rows = []
+    for patience in patiences:
+        replays = [replay_early_stopping(curve, patience) for _, curve in curves]
+        rows.append({"patience": patience, "runs": len(curves),
+                     "kept": sum(best == rec for (best, _), rec in zip(replays, recorded)),
+                     "epochs": sum(ran for _, ran in replays), "epochs_recorded": sum(len(c) for _, c in curves),
+                     "moved": sorted({name for (name, _), (best, _), rec in zip(curves, replays, recorded)
+                                      if best != rec})})
+    return rows
+
