@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -194,20 +194,30 @@ def _same_test_posters(runs: dict[str, list[dict]], genres: list[str]) -> None:
                                     f"{ref[1]}'s; every run must share the split (re-run the comparison)")
 
 
-def _decided(run: dict, genres: list[str], threshold_mode: str, threshold: float):
-    """One run's test labels and scores, validation labels and scores, and the thresholds set from
-    validation only (the paper's rule, ``eval.threshold_mode``)."""
+class Decided(NamedTuple):
+    """One run's test labels and scores, validation labels and scores, and the paper's-rule thresholds set from
+    validation only (``eval.threshold_mode``)."""
+
+    y: np.ndarray
+    scores: np.ndarray
+    y_val: np.ndarray
+    scores_val: np.ndarray
+    thresholds: np.ndarray
+
+
+def _decided(run: dict, genres: list[str], threshold_mode: str, threshold: float) -> Decided:
     y, s = _arrays(run["test"], genres)
     y_val, s_val = _arrays(run["val"], genres)
-    return y, s, y_val, s_val, decision_thresholds(threshold_mode, threshold, y_val, s_val)
+    return Decided(y, s, y_val, s_val, decision_thresholds(threshold_mode, threshold, y_val, s_val))
 
 
 def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float):
     """Test labels, film ids, poster keys and each seed's 0/1 predictions of one method."""
     preds = []
     for r in rs:
-        y, s, _, _, tau = _decided(r, genres, threshold_mode, threshold)
-        preds.append((s > tau).astype(np.int64))
+        d = _decided(r, genres, threshold_mode, threshold)
+        y = d.y
+        preds.append((d.scores > d.thresholds).astype(np.int64))
     return y, rs[0]["test"]["imdb_id"].to_numpy(), rs[0]["test"]["key"].to_numpy(), preds
 
 
@@ -311,16 +321,16 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
     for subset, rows in subsets:
         if not rows.any():
             continue
-        y = decided[methods[0]][0][0][rows]
+        y = decided[methods[0]][0].y[rows]
         groups = groups_all[rows]
         figures = {}
         preds = {}
         for m in methods:
-            ms = [all_metrics(yy[rows], s[rows], tau, genres) for yy, s, _, _, tau in decided[m]]
+            ms = [all_metrics(d.y[rows], d.scores[rows], d.thresholds, genres) for d in decided[m]]
             figures[m] = {k: {"mean": float(np.mean([x[k] for x in ms])), "std": seed_std([x[k] for x in ms])}
                           for k, _ in FILMS_METRICS}
             figures[m]["per_genre_f1"] = {g: float(np.mean([x["per_genre"][g]["f1"] for x in ms])) for g in genres}
-            preds[m] = [(s[rows] > tau).astype(np.int64) for _, s, _, _, tau in decided[m]]
+            preds[m] = [(d.scores[rows] > d.thresholds).astype(np.int64) for d in decided[m]]
         out["subsets"][subset] = {"posters": int(rows.sum()), "films": int(len(np.unique(groups))),
                                   "figures": figures}
         ones = np.ones((1, len(y)))
