@@ -160,9 +160,9 @@ class RapidOcrSettings(_Group):
     #: Which inference runtime runs the PP-OCR models (both on the CPU; ``benchmarks/bench_ocr.py``).
     runtime: Literal["onnxruntime", "openvino"] = "openvino"
     #: openvino: the CPU's inference precision. ``f32`` reads the same text as ONNX Runtime on every CPU;
-    #: ``bf16`` is 1.6x faster where the CPU has bfloat16 instructions (AVX512-BF16 or AMX; elsewhere
-    #: OpenVINO runs f32, and the cache identity records which ran) and finds a title word on 0.4 points
-    #: fewer posters. onnxruntime always runs f32 and ignores it.
+    #: ``bf16`` is faster where the CPU has bfloat16 instructions (AVX512-BF16 or AMX; elsewhere OpenVINO runs
+    #: f32, and the cache identity records which ran) and reads slightly other text (docs/ocr.md measures
+    #: both). onnxruntime always runs f32 and ignores it.
     precision: Literal["f32", "bf16"] = "f32"
     #: The 0/180 degree text-direction classifier: posters are upright, and it costs time.
     use_cls: bool = False
@@ -209,7 +209,7 @@ class EncoderParams(_Group):
         "efficientnet-lite0"
     )
     #: offline: what runs the EfficientNet-Lite: ``onnxruntime`` (the PyTorch network exported to ONNX when
-    #: the encoder loads; on the CPU; measured 3.8x faster here and byte-stable across runs and thread
+    #: the encoder loads; on the CPU; faster, docs/performance.md, and byte-stable across runs and thread
     #: counts) or ``pytorch`` (on ``encoder.device``, CUDA included).
     offline_image_runtime: Literal["onnxruntime", "pytorch"] = "onnxruntime"
     #: How a portrait poster becomes the encoder's square input: ``squash`` (resize,
@@ -297,7 +297,7 @@ class TrainParams(_Group):
     oversample: bool = False
     #: Batch posters of similar OCR-text length (shuffled pools of 50 batches, sorted by length
     #: inside, batch order shuffled; Hugging Face's ``group_by_length``). Padding is masked either
-    #: way, so this only changes which posters share a batch, and halves a step of the cross_attention head.
+    #: way, so this only changes which posters share a batch, and shortens a step of the cross_attention head.
     #: Only heads that read text token sequences group (cross_attention with tokens: sequence); every
     #: other head's batches are independent of the OCR text.
     group_by_length: bool = True
@@ -327,7 +327,8 @@ class EvalParams(_Group):
     rule_metric: Literal["f1_macro_samples", "f1_samples", "f1_macro", "f1_micro"] = "f1_macro_samples"
     #: Probabilities people read (predict, the review page): ``none`` (the head's sigmoid), a per-genre
     #: ``temperature`` or ``platt`` scaling, or ``auto``: the one whose cross-fitted product rule scores best by
-    #: ``rule_metric`` on the validation split (pipeline/scoring/decisions.py). Fitted on validation by train
+    #: ``rule_metric`` on the validation split (pipeline/scoring/decisions.py; the best calibrated among those
+    #: within half a point). Fitted on validation by train
     #: (and by the product stage), one per input pattern, saved in the checkpoint; the product rule is chosen on
     #: the calibrated validation scores. The paper's rule (evaluate's tables) always reads the head's own scores.
     calibration: Literal["none", "temperature", "platt", "auto"] = "auto"
