@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.factories import ROOT
+
 POSTERS = (ROOT / ".." / "shared" / "posters").resolve()
 ASSETS = Path(__file__).resolve().parent / "assets"
 

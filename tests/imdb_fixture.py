@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 
-from PIL import Image
-
+from tests.factories import poster_bytes
 from tests.http_fixture import LocalServer, stall
 
 BASICS = [
@@ -38,9 +36,7 @@ def gz_tsv(header: list[str], rows: list[tuple]) -> bytes:
 
 
 def jpeg(color, size=(90, 133)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return poster_bytes(color, size, quality=90)
 
 
 #: the JSON-LD fields of the films that have some (film 1: a dict director, entities in the texts;

@@ -1,11 +1,11 @@
 import numpy as np
 import polars as pl
 import pytest
-from PIL import Image
 
 from pipeline.core.params import OcrParams
 from pipeline.features.cache import ArrayCache, RecordCache
 from pipeline.features.ocr import run_ocr
+from tests.factories import write_poster
 
 
 class CountingReader:
@@ -31,7 +31,7 @@ def _posters(folder, n, start=0):
 
     for i in range(start, start + n):
         p = folder / f"p{i}.png"
-        Image.new("RGB", (64, 96), (i * 7 % 255, 0, 0)).save(p)
+        write_poster(p, (i * 7 % 255, 0, 0), (64, 96))
         rows.append({"path": str(p), "sha256": read_poster(p)[1].sha256})
     return pl.DataFrame(rows)
 

@@ -1,9 +1,9 @@
 """House rules a reader relies on, checked on the code itself."""
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.factories import ROOT
+
 CODE = ("pipeline", "stages", "benchmarks", "tests", "comparison", ".ci")
 HISTORY = re.compile(r"\b[Ii]ssues? ?#?\d+|\bbefore issue\b")
 

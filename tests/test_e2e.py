@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import ASSETS, ROOT, committed_params
+from tests.conftest import ASSETS, committed_params
+from tests.factories import ROOT, git_commit, git_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,12 +52,7 @@ def built_repo(tmp_path_factory, posters_dir) -> Path:
     params["encoder"]["name"] = "offline"
     params["train"]["epochs"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], repo)
-    # dvc exp run commits experiments: give the throwaway repo an identity of its own
-    run(["git", "config", "user.name", "poster-genres tests"], repo)
-    run(["git", "config", "user.email", "tests@poster-genres.invalid"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    git_repo(repo)  # dvc exp run commits experiments: the throwaway repo has an identity of its own
     out = run(["dvc", "repro"], repo)
     ran = ran_stages(out.stdout)
     assert sorted(ran) == sorted(["scrape", "ingest", "embed-image", "ocr", "embed-text", "split", "train", "evaluate",
@@ -64,8 +60,7 @@ def built_repo(tmp_path_factory, posters_dir) -> Path:
     assert ran[:2] == ["scrape", "ingest"] and sorted(ran[-3:]) == ["evaluate", "product", "train"]
     assert ran.index("train") < min(ran.index("evaluate"), ran.index("product"))
     assert "films" in ran_stages(out.stdout, films=True)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+    git_commit(repo, "run")
     return repo
 
 

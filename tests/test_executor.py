@@ -22,12 +22,11 @@ from pipeline.features.cache import ArrayCache, RecordCache
 from pipeline.features.executors import Item, fill_cache
 from pipeline.features.ocr.run import RECORD_SCHEMA, ocr_table_arrow, run_ocr
 from pipeline.features.store import embed_images, embed_texts, write_features
+from tests.factories import ROOT
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 from pipeline.features.executors import ray_data  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def sizes(params):

@@ -10,20 +10,11 @@ from PIL import Image
 import pipeline.data.ingest
 from pipeline.data.images import MIN_POSTER_SIDE, PosterError, load_rgb, read_poster
 from pipeline.data.ingest import IngestError, ingest_folder
+from tests.factories import image_bytes, poster_bytes
 
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 
 
-def _jpeg(color=(200, 30, 30), size=(90, 133), mode="RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, color if mode == "RGB" else 0).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def _save(img: Image.Image, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -31,18 +22,18 @@ def broken_folder(tmp_path):
     img = tmp_path / "images"
     img.mkdir()
     files = {
-        "good.jpg": _jpeg(),
-        "gray.png": _save(Image.new("L", (64, 96), 128), "PNG"),
-        "cmyk.jpg": _save(Image.new("CMYK", (64, 96), (0, 255, 255, 0)), "JPEG"),
-        "palette.png": _save(Image.new("RGB", (64, 96), (0, 0, 255)).convert("P"), "PNG"),
-        "alpha.png": _save(Image.new("RGBA", (64, 96), (255, 0, 0, 0)), "PNG"),
-        "deep.png": _save(Image.fromarray(np.full((96, 64), 40000, dtype=np.uint16)), "PNG"),
-        "truncated.jpg": _jpeg(size=(300, 400))[:400],
+        "good.jpg": poster_bytes(),
+        "gray.png": image_bytes(Image.new("L", (64, 96), 128), "PNG"),
+        "cmyk.jpg": image_bytes(Image.new("CMYK", (64, 96), (0, 255, 255, 0)), "JPEG"),
+        "palette.png": image_bytes(Image.new("RGB", (64, 96), (0, 0, 255)).convert("P"), "PNG"),
+        "alpha.png": image_bytes(Image.new("RGBA", (64, 96), (255, 0, 0, 0)), "PNG"),
+        "deep.png": image_bytes(Image.fromarray(np.full((96, 64), 40000, dtype=np.uint16)), "PNG"),
+        "truncated.jpg": poster_bytes(size=(300, 400))[:400],
         "empty.jpg": b"",
         "html.jpg": b"<html><body>429 Too Many Requests</body></html>",
         "garbage.jpg": bytes(range(256)) * 4,
-        "tiny.png": _save(Image.new("RGB", (4, 4)), "PNG"),
-        "second.jpg": _jpeg((10, 200, 10)),
+        "tiny.png": image_bytes(Image.new("RGB", (4, 4)), "PNG"),
+        "second.jpg": poster_bytes((10, 200, 10)),
     }
     for name, data in files.items():
         (img / name).write_bytes(data)
@@ -103,7 +94,7 @@ def test_limit_keeps_that_many_films_deterministically_and_grows_monotonically(t
     images = [f"images/{i}.jpg" for i in range(10)]
     (tmp_path / "images").mkdir()
     for i, image in enumerate(images):
-        (tmp_path / image).write_bytes(_jpeg((25 * i, 0, 0)))
+        (tmp_path / image).write_bytes(poster_bytes((25 * i, 0, 0)))
     _labels(tmp_path, images[:9])
     with open(tmp_path / "labels.csv", "a") as fh:
         fh.write(f"tt0000001,Film 1,2000,Drama,{images[9]}\n")  # film 1 has two posters
@@ -143,7 +134,7 @@ def test_source_errors_are_one_line(tmp_path):
 def test_labels_csv_as_written(tmp_path):
     """Byte-order mark, CRLF, blank lines, quoted commas and quotes: read as Python's csv reads them."""
     (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "a.jpg").write_bytes(_jpeg())
+    (tmp_path / "images" / "a.jpg").write_bytes(poster_bytes())
     text = ('\ufeffimdb_id,title,year,genres,image\r\n\r\n'
             'tt0000001,"Stop, or My Mom Will ""Shoot""",1992,Action|Comedy,images/a.jpg\r\n\r\n')
     (tmp_path / "labels.csv").write_bytes(text.encode())
@@ -154,9 +145,9 @@ def test_labels_csv_as_written(tmp_path):
 
 def test_changed_poster_is_detected(tmp_path):
     p = tmp_path / "a.jpg"
-    p.write_bytes(_jpeg())
+    p.write_bytes(poster_bytes())
     _, info = read_poster(p)
-    p.write_bytes(_jpeg((0, 0, 0)))
+    p.write_bytes(poster_bytes((0, 0, 0)))
     with pytest.raises(PosterError, match="changed since ingest"):
         load_rgb(p, info.sha256)
 
@@ -187,8 +178,8 @@ def test_image_paths_outside_the_folder_are_refused_unopened(tmp_path, monkeypat
     folder, elsewhere = tmp_path / "posters", tmp_path / "elsewhere"
     (folder / "images").mkdir(parents=True)
     elsewhere.mkdir()
-    (folder / "images" / "inside.jpg").write_bytes(_jpeg())
-    (elsewhere / "real.jpg").write_bytes(_jpeg((0, 0, 200)))  # a valid image: only its place is wrong
+    (folder / "images" / "inside.jpg").write_bytes(poster_bytes())
+    (elsewhere / "real.jpg").write_bytes(poster_bytes((0, 0, 200)))  # a valid image: only its place is wrong
     (folder / "images" / "link-out.jpg").symlink_to(elsewhere / "real.jpg")
     (folder / "images" / "link-in.jpg").symlink_to(folder / "images" / "inside.jpg")
     _labels(folder, [
@@ -222,7 +213,7 @@ def test_images_smaller_than_a_poster_are_too_small(tmp_path):
     sizes = {"thumb.png": (8, 12), "narrow.png": (MIN_POSTER_SIDE - 1, 400),
              "smallest.png": (MIN_POSTER_SIDE, MIN_POSTER_SIDE), "real.png": (89, 132)}
     for name, size in sizes.items():
-        (tmp_path / name).write_bytes(_save(Image.new("RGB", size, (90, 90, 90)), "PNG"))
+        (tmp_path / name).write_bytes(image_bytes(Image.new("RGB", size, (90, 90, 90)), "PNG"))
     _labels(tmp_path, list(sizes))
     table, report = ingest_folder(tmp_path, GENRES)
     assert report["skipped"] == {"too_small": 2}

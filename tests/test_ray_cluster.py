@@ -31,9 +31,10 @@ import pytest
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 import psutil  # noqa: E402 - installed with dvc
 
+from tests.factories import ROOT
+
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves these to .ci/run
 
-ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
 
 

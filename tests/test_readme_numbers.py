@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.factories import ROOT
+
 BENCHMARKS = ROOT / "benchmarks"
 
 #: (benchmark script, its committed report, the functions that render the README's tables)

@@ -5,23 +5,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.evaluation.results import load, run_markdown, save_results
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.factories import ROOT, git_repo
 
 
 def test_save_copies_the_reports_with_command_revision_and_changed_params(tmp_path):
     ws = tmp_path / "ws"
     (ws / "compare").mkdir(parents=True)
     (ws / "params.yaml").write_text(yaml.safe_dump({"data": {"films": None, "limit": 10}}))
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=ws, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=ws, check=True)
+    git_repo(ws)
     (ws / "params.yaml").write_text(yaml.safe_dump({"data": {"films": "films.csv", "limit": 10}}))
     (ws / "compare" / "report.md").write_text("# report\n")
     (ws / "compare" / "summary.json").write_text("{}")
@@ -186,9 +182,7 @@ def test_save_keeps_a_compare_two_report_with_its_provenance(tmp_path):
     ws = tmp_path / "ws"
     (ws / "compare").mkdir(parents=True)
     (ws / "params.yaml").write_text(yaml.safe_dump({"ocr": {"engine": "rapidocr"}}))
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=ws, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=ws, check=True)
+    git_repo(ws)
     (ws / "compare" / "report.md").write_text("# the comparison's report, not compare-two's\n")
     with pytest.raises(Exception, match="no report to save"):
         save_results(ws, tmp_path / "results" / "engines", "poster-genres compare-two a b", kind="compare-two")

@@ -17,6 +17,7 @@ from pipeline.models.explain import (
     region_grid,
     word_weights,
 )
+from tests.factories import write_poster
 from tests.test_heads import batch, make, make_named
 
 GENRES = ["Action", "Comedy", "Drama"]
@@ -75,7 +76,7 @@ def test_per_genre_table_counts_the_cards_decisions():
 
 def test_write_review_makes_thumbnails_and_a_card_for_a_poster_it_cannot_read(tmp_path):
     good = tmp_path / "good.jpg"
-    Image.new("RGB", (300, 450), (200, 30, 30)).save(good)
+    write_poster(good, (200, 30, 30), (300, 450))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     cards = [_card("good", ["Action"], ["Action"], [0.9, 0.1, 0.1], image=str(good), size=(300, 450)),

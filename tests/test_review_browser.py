@@ -19,10 +19,10 @@ from PIL import Image, ImageDraw
 
 from pipeline.evaluation.review import Card, write_review
 from tests.browser import Browser, BrowserError, chromium_path
+from tests.factories import ROOT
 
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves these to .ci/run
 
-ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 THRESHOLDS = {"Action": 0.5, "Comedy": 0.45, "Drama": 0.5, "Horror": 0.55}
 RULE = "per-genre thresholds (validation F1)"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.factories import ROOT
+
 PACKAGES = ("pipeline", "stages")
 PIPELINES = ("dvc.yaml", "comparison/dvc.yaml")  # comparison's stages have wdir: .., paths are from ROOT
 
