@@ -178,7 +178,8 @@ def compare_two_cmd(
         if not any(folder.glob("*/seed*/run.json")):
             raise PipelineError(f"{folder}: no comparison runs (method/seedN/run.json) there; run the comparison first")
     result = compare_two(load_runs(runs_a), load_runs(runs_b), p["data"].genres, labels, reference,
-                         p["compare"].bootstrap, mode, p["eval"].threshold, method or None)
+                         p["compare"].bootstrap, mode, p["eval"].threshold, method or None,
+                         seed=p["compare"].bootstrap_seed)
     text = compare_two_markdown(result)
     if out is not None:
         write_text(out, text)
@@ -194,7 +195,8 @@ def product_report_cmd(
                                           "product_metrics.json); variants: films, poster."),
     out: Path = typer.Option(Path("compare/product.md"), help="The report (Markdown; .json beside it)."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file (data.genres, compare.bootstrap)."),
-    bootstrap_seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
+    bootstrap_seed: int | None = typer.Option(None,
+                                              help="Seed of the bootstrap draws (default: compare.bootstrap_seed)."),
     table_v: Path | None = typer.Option(None, help="A committed films comparison summary.json (results/films): its "
                                                    "best product-rule macro F1 is set beside, for reference."),
     comparison: Path | None = typer.Option(None, help="A committed poster-only comparison summary.json "
@@ -215,7 +217,8 @@ def product_report_cmd(
 
     p = load_params(params, ["data", "compare"])
     found, plans = load_product_runs(runs)
-    summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, bootstrap_seed, plans)
+    seed = p["compare"].bootstrap_seed if bootstrap_seed is None else bootstrap_seed
+    summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, seed, plans)
     curves = load_training_curves(runs)
     if curves:  # each run's validation loss per epoch: the early-stopping replay
         summary["early_stopping"] = replay_table(curves)

@@ -33,8 +33,9 @@ def main(
                             f"run dvc repro")
     selected = {m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods}
     summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold, ev.rule_metric,
-                        ev.calibration)
-    summary["films"] = films_summary(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold)
+                        ev.calibration, seed=cmp.bootstrap_seed)
+    summary["films"] = films_summary(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold,
+                                     seed=cmp.bootstrap_seed)
     write_text(out / "report.md", markdown(summary))
     for name, methods in TABLES.items():
         write_csv(out / f"table_{name}.csv", table(summary, methods))

@@ -510,3 +510,19 @@ def test_report_product_rule_reads_scores_calibrated_as_train_would():
     expected = measure(rule, y, apply_calibration(fitted, s, GENRES))
     assert platt["product"] == pytest.approx({k: expected[k] for k in platt["product"]})
     assert platt["paper"] == plain["paper"] and platt["product"] != plain["product"]
+
+
+def test_a_p_value_carries_its_monte_carlo_error_and_another_seed_moves_it_about_that_much():
+    from pipeline.evaluation.statistics import paired_test
+
+    stats = np.concatenate([-np.ones(500), np.ones(9500)])  # 5% of draws at or below zero
+    t = paired_test(1.0, stats)
+    assert t["p_value"] == pytest.approx(2 * 501 / 10001)
+    assert t["p_mc_error"] == pytest.approx(2 * np.sqrt(0.0501 * 0.9499 / 10000), rel=1e-3)
+    assert paired_test(0.0, np.zeros(100))["p_mc_error"] == pytest.approx(2 * np.sqrt(0.25 / 100))  # capped tail
+    y, groups, rng = _data(n_films=80)
+    a = [(rng.random(y.shape) < np.where(y == 1, 0.6, 0.3)).astype(np.int64) for _ in range(3)]
+    b = [(rng.random(y.shape) < np.where(y == 1, 0.55, 0.3)).astype(np.int64) for _ in range(3)]
+    runs = [paired_bootstrap(y, a, b, groups, n_boot=2000, seed=s) for s in range(4)]
+    spread = max(r["p_value"] for r in runs) - min(r["p_value"] for r in runs)
+    assert spread <= 6 * max(r["p_mc_error"] for r in runs)

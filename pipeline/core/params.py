@@ -365,6 +365,9 @@ class CompareParams(_Group):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: Bootstrap resamples of the test films.
     bootstrap: int = Field(default=10000, ge=100)
+    #: Seed of the bootstrap draws: a call near a threshold is re-checked with another seed before it is stated
+    #: (each p carries its Monte Carlo error, ``p_mc_error``).
+    bootstrap_seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _no_repeats(self) -> CompareParams:

@@ -75,7 +75,7 @@ def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
               threshold_mode: str = "global", threshold: float = 0.5,
-              rule_metric: str = "f1_samples", calibration: str = "none") -> dict[str, Any]:
+              rule_metric: str = "f1_samples", calibration: str = "none", seed: int = 0) -> dict[str, Any]:
     """Metrics per method (mean, sample std over seeds), per-genre results, bootstrap tests.
 
     Decision thresholds are set here, per run, from that run's validation scores
@@ -159,7 +159,7 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
     every_pair: list[dict[str, Any]] = []
     if pairs or all_pairs:
         ones = np.ones((1, len(y_ref)))
-        draws = Resampler(groups, n_boot)
+        draws = Resampler(groups, n_boot, seed)
         needed = sorted({m for pair in pairs + all_pairs for m in pair})
         observed = {m: seed_averaged_f1(y_ref, preds[m], ones)[0] for m in needed}
         stats = {m: draws.macro_f1(m, y_ref, preds[m]) for m in needed}
@@ -177,7 +177,8 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
             "threshold_mode": threshold_mode, "threshold": threshold, "paper_head": PAPER_HEAD,
             "best_baseline": best_baseline, "tests": tests, "all_pairs": every_pair, "genres": genres,
             "test_posters": int(len(y_ref)) if y_ref is not None else 0,
-            "test_films": int(len(np.unique(groups))) if groups is not None else 0, "n_boot": n_boot}
+            "test_films": int(len(np.unique(groups))) if groups is not None else 0, "n_boot": n_boot,
+            "bootstrap_seed": seed}
 
 
 def _same_test_posters(runs: dict[str, list[dict]], genres: list[str]) -> None:
@@ -224,7 +225,7 @@ def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, th
 def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], genres: list[str],
                 labels: tuple[str, str] = ("A", "B"), reference: str = "image", n_boot: int = 2000,
                 threshold_mode: str = "global", threshold: float = 0.5,
-                methods: list[str] | None = None) -> dict[str, Any]:
+                methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     """Two comparisons that differ in one upstream choice (e.g. the OCR engine), method by method.
 
     For every method in both (and with the same seeds): the difference in seed-averaged test macro
@@ -256,7 +257,7 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
                 raise PipelineError(f"method {m}: the test posters differ between {labels[0]} and {labels[1]}; "
                                     "the two comparisons must share posters and split")
     ones = np.ones((1, len(y)))
-    draws = Resampler(groups, n_boot)
+    draws = Resampler(groups, n_boot, seed)
     observed = {(side, m): seed_averaged_f1(y, pred[side][m][3], ones)[0] for side in ("a", "b") for m in common}
     # (two-level, film-only) per draw; each side's runs of a method are their own seeds
     stats = {(side, m): draws.macro_f1(f"{side}:{m}", y, pred[side][m][3]) for side in ("a", "b") for m in common}
@@ -294,7 +295,7 @@ FILMS_METRICS = [("f1_macro", "F_m"), ("hit", "Hit"), ("average_precision_macro"
 
 
 def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000,
-                  threshold_mode: str = "global", threshold: float = 0.5) -> dict[str, Any] | None:
+                  threshold_mode: str = "global", threshold: float = 0.5, seed: int = 0) -> dict[str, Any] | None:
     """Table V: the film methods on all test films, on those that have a plot and on those that have none.
 
     For each subset: F_m, Hit and AP_m (mean, std over seeds); the pairs of :data:`FILM_PAIRS` (each a
@@ -334,7 +335,7 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
         out["subsets"][subset] = {"posters": int(rows.sum()), "films": int(len(np.unique(groups))),
                                   "figures": figures}
         ones = np.ones((1, len(y)))
-        draws = Resampler(groups, n_boot)
+        draws = Resampler(groups, n_boot, seed)
         for a, b, question, asked_on in FILM_PAIRS:
             if a in preds and b in preds and subset in asked_on:
                 observed = seed_averaged_f1(y, preds[a], ones)[0] - seed_averaged_f1(y, preds[b], ones)[0]

@@ -61,7 +61,7 @@ def compare_two_markdown(result: dict) -> str:
     lines += [f"## Each method: {a} - {b}", ""]
     lines += md_table(["method", f"F_m {a}", f"F_m {b}", "Δ [95% CI]", "films only", "p", "p (Holm)"], [
         [label(m), f"{100 * result['f1_macro']['a'][m]:.2f}", f"{100 * result['f1_macro']['b'][m]:.2f}",
-         ci(by[("method", m)]), film_only_interval(by[("method", m)]), f"{by[('method', m)]['p_value']:.4f}",
+         ci(by[("method", m)]), film_only_interval(by[("method", m)]), p_cell(by[("method", m)]),
          sig(by[("method", m)])] for m in result["methods"]])
     ref = result["reference"]
     gains = [m for m in result["methods"] if ("gain_diff", m) in by]
@@ -71,7 +71,7 @@ def compare_two_markdown(result: dict) -> str:
         for m in gains:
             ga, gb, gd = by[("gain_a", m)], by[("gain_b", m)], by[("gain_diff", m)]
             rows.append([label(m), f"{ci(ga)}, {sig(ga)}", f"{ci(gb)}, {sig(gb)}", ci(gd), film_only_interval(gd),
-                         f"{gd['p_value']:.4f}", sig(gd)])
+                         p_cell(gd), sig(gd)])
         lines += md_table(["method", f"gain with {a} [95% CI], p (Holm)", f"gain with {b} [95% CI], p (Holm)",
                            "change of gain [95% CI]", "films only", "p", "p (Holm)"], rows)
     return "\n".join(lines) + "\n"
@@ -96,7 +96,7 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
                   f"adjusted over the {n} tests of Table V (this family only), * = below 0.05.", ""]
         lines += md_table(["question", "films", "a", "b", "Δ F_m [95% CI]", "films only", "p", "p (Holm)"], [
             [t["question"], t["subset"], labels.get(t["a"], t["a"]), labels.get(t["b"], t["b"]),
-             f"{100 * t['diff']:+.2f} {interval(t)}", film_only_interval(t), f"{t['p_value']:.4f}", _holm(t)]
+             f"{100 * t['diff']:+.2f} {interval(t)}", film_only_interval(t), p_cell(t), _holm(t)]
             for t in films["tests"]])
     if films["genre_tests"]:
         lines += ["", "### Per genre: the poster image against the plot (films with a plot)", "",
@@ -109,6 +109,11 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
              f"{100 * fig['plot']['per_genre_f1'][t['genre']]:.2f}", f"{100 * t['diff']:+.2f} {interval(t)}",
              film_only_interval(t), _holm(t)] for t in sorted(films["genre_tests"], key=lambda t: -t["diff"])])
     return lines + [""]
+
+
+def p_cell(t: dict[str, Any]) -> str:
+    """A test's p, with its Monte Carlo error where the report kept it (older reports did not)."""
+    return f"{t['p_value']:.4f}" + (f" ± {t['p_mc_error']:.4f}" if "p_mc_error" in t else "")
 
 
 def _holm(t: dict[str, Any]) -> str:
@@ -205,7 +210,7 @@ def _tests_markdown(summary: dict, md) -> list[str]:
 
     def rows(tests, other):
         return [{"method": label(other(t)), "Δ F_m": f"{100 * t['diff']:+.2f}",
-                 "95% CI": interval(t), "films only": film_only_interval(t), "p": f"{t['p_value']:.4f}",
+                 "95% CI": interval(t), "films only": film_only_interval(t), "p": p_cell(t),
                  "p (Holm)": f"{t['p_holm']:.4f}", "significant": "yes" if t["p_holm"] < 0.05 else "no"}
                 for t in sorted(tests, key=lambda t: -t["diff"])]
 
@@ -239,7 +244,7 @@ def _all_pairs_markdown(summary: dict, md) -> list[str]:
         return []
     label = lambda m: summary["methods"][m]["label"]  # noqa: E731
     rows = [{"a": label(t["a"]), "b": label(t["b"]), "Δ F_m": f"{100 * t['diff']:+.2f}", "95% CI": interval(t),
-             "films only": film_only_interval(t), "p": f"{t['p_value']:.4f}", "p (Holm)": f"{t['p_holm']:.4f}",
+             "films only": film_only_interval(t), "p": p_cell(t), "p (Holm)": f"{t['p_holm']:.4f}",
              "significant": "yes" if t["p_holm"] < 0.05 else "no"}
             for t in sorted(tests, key=lambda t: (t["p_holm"], -t["diff"]))]
     n = len(tests)

@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, replay_markdown
+from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, p_cell, replay_markdown
 from pipeline.evaluation.statistics import holm, paired_bootstrap, seed_std
 from pipeline.models.product import MAIN
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
@@ -146,7 +146,7 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
     out += ["", "## Tests", "", f"Macro F1, a - b in points: {TWO_LEVEL}; {summary['n_boot']} draws (bootstrap "
             f"seed {summary['bootstrap_seed']}), Holm over the {len(summary['tests'])} tests below.", ""]
     out += md_table(["a", "b", "films", "question", "a - b", "95% interval", "p", "p (Holm)", ""], [
-        [t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t), f"{t['p_value']:.4f}",
+        [t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t), p_cell(t),
          f"{t['p_holm']:.4f}", "significant" if t["significant"] else "not significant"] for t in summary["tests"]])
     if references:
         out += ["", "## For reference: the best single methods of the committed comparisons", ""]
