@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.data.labels import label_matrix
-from pipeline.data.split import iterative_stratification, split_films
+from pipeline.data.split import iterative_stratification, shared_images, split_films, split_summary
 
 GENRES = ["A", "B", "C", "D"]
 
@@ -55,3 +55,29 @@ def test_rows_without_labels_are_assigned():
     y[:5, 0] = 1
     fold = iterative_stratification(y, (0.6, 0.2, 0.2), seed=0)
     assert (fold >= 0).all() and np.bincount(fold).tolist() == [6, 2, 2]
+
+
+def test_films_sharing_a_poster_image_land_in_one_split():
+    """The same image under several films (directly, or through a chain of films) keeps them together, so no
+    image is trained on and tested; without any shared image the split is the films' own stratification."""
+    table = posters()
+    films = sorted(set(table["imdb_id"]))
+    y = label_matrix([table.filter(pl.col("imdb_id") == f)["labels"][0] for f in films], GENRES)
+    fold = iterative_stratification(y, (0.8, 0.1, 0.1), 0)
+    alone = split_films(table, GENRES, (0.8, 0.1, 0.1), seed=0)
+    assert alone["split"].to_list() == [("train", "val", "test")[k] for k in fold]  # no sharing: as before
+    assert shared_images(table) == [] and "films_sharing_an_image" not in split_summary(alone, table, GENRES)
+    by_split = dict(alone.iter_rows())
+    a = next(f for f in films if by_split[f] == "train")
+    b, c = [f for f in films if by_split[f] == "test"][:2]
+    shared = table.with_columns(  # b's first poster is a's; c's first poster is b's second (a chain a-b-c)
+        sha256=pl.when((pl.col("imdb_id") == b) & (pl.col("sha256").str.ends_with("-0")))
+        .then(pl.lit(table.filter(pl.col("imdb_id") == a)["sha256"][0]))
+        .when(pl.col("imdb_id") == c).then(pl.lit(f"{int(b[2:])}-1"))
+        .otherwise(pl.col("sha256")))
+    assert len(table.filter(pl.col("imdb_id") == b)) >= 2, "b needs a second poster for the chain"
+    split = split_films(shared, GENRES, (0.8, 0.1, 0.1), seed=0)
+    together = split.filter(pl.col("imdb_id").is_in([a, b, c]))["split"]
+    assert together.n_unique() == 1
+    assert shared_images(shared) == [sorted([a, b, c])]
+    assert split_summary(split, shared, GENRES)["films_sharing_an_image"] == [sorted([a, b, c])]

@@ -46,6 +46,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import CsvError, read_csv, seeded_order
 from pipeline.core.progress import track
 from pipeline.data.images import PosterError, read_poster
+from pipeline.data.split import shared_images
 
 #: IMDb's genre vocabulary (title.basics.tsv), used to tell "not a target genre"
 #: from "not a genre at all".
@@ -97,6 +98,8 @@ class IngestReport:
             "unknown_genres": dict(sorted(self.unknown_genres.items())),
             "posters_per_genre": {g: int(per_genre.get(g, 0)) for g in genres},
             "skipped_rows": self.details,
+            # the same image under two or more films (kept: the split puts them in one split); absent where none
+            **({"films_sharing_an_image": shared} if (shared := shared_images(table)) else {}),
         }
 
 

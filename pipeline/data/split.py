@@ -1,7 +1,9 @@
 """Film-grouped, multi-label stratified train/val/test split.
 
 All posters of a film land in one split (a film's posters share genres and
-often artwork, so splitting them would leak). Films are assigned by iterative
+often artwork, so splitting them would leak), and so do films that share a poster image (the same bytes,
+sha256, under two titles: a re-release, a catalogue error), which would otherwise be seen in training and
+judged in test. Groups of such films are assigned by iterative
 stratification (Sechidis, Tsoumakas & Vlahavas, 2011) on each film's genre
 vector: the rarest genre still unassigned is handled first, and each of its
 films goes to the split that most lacks that genre (ties: the split that most
@@ -53,16 +55,46 @@ def iterative_stratification(y: np.ndarray, fractions: tuple[float, ...], seed: 
     return fold
 
 
+def image_groups(posters: pl.DataFrame) -> dict[str, str]:
+    """Each film's group: the smallest ``imdb_id`` among the films it shares a poster image with, directly or
+    through others (union-find over ``sha256``); a film that shares none is its own group."""
+    parent: dict[str, str] = {}
+
+    def root(f: str) -> str:
+        while parent.setdefault(f, f) != f:
+            parent[f] = parent[parent[f]]
+            f = parent[f]
+        return f
+
+    first: dict[str, str] = {}
+    for imdb_id, sha in posters.select("imdb_id", "sha256").iter_rows():
+        a, b = root(imdb_id), root(first.setdefault(sha, imdb_id))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {f: root(f) for f in parent}
+
+
+def shared_images(posters: pl.DataFrame) -> list[list[str]]:
+    """The groups of two or more films that share a poster image, each sorted, in order of their first film."""
+    groups: dict[str, list[str]] = {}
+    for film, group in sorted(image_groups(posters).items()):
+        groups.setdefault(group, []).append(film)
+    return [films for _, films in sorted(groups.items()) if len(films) > 1]
+
+
 def split_films(posters: pl.DataFrame, genres: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> pl.DataFrame:
     """One row per film (sorted by ``imdb_id``): ``imdb_id``, ``split`` (train/val/test), stratified by
-    the film's genres (the union of its posters' labels)."""
+    the genres of its group (the union of its posters' labels, and of the films it shares an image with:
+    :func:`image_groups`). Where no image is shared, every film is its own group."""
+    group = image_groups(posters)
     labels: dict[str, set[str]] = {}
     for imdb_id, joined in posters.select("imdb_id", "labels").iter_rows():
-        labels.setdefault(imdb_id, set()).update(joined.split("|"))
-    films = sorted(labels)
-    y = label_matrix(("|".join(sorted(labels[f])) for f in films), genres)
-    fold = iterative_stratification(y, tuple(fractions), seed)
-    return pl.DataFrame({"imdb_id": films, "split": [SPLITS[f] for f in fold]},
+        labels.setdefault(group[imdb_id], set()).update(joined.split("|"))
+    groups = sorted(labels)
+    y = label_matrix(("|".join(sorted(labels[g])) for g in groups), genres)
+    fold = dict(zip(groups, iterative_stratification(y, tuple(fractions), seed)))
+    films = sorted(group)
+    return pl.DataFrame({"imdb_id": films, "split": [SPLITS[fold[group[f]]] for f in films]},
                         schema={"imdb_id": pl.String, "split": pl.String})
 
 
@@ -78,4 +110,7 @@ def split_summary(split: pl.DataFrame, posters: pl.DataFrame, genres: list[str])
             "posters": int(len(part)),
             "per_genre": {g: int(v) for g, v in zip(genres, y.sum(axis=0))},
         }
+    shared = shared_images(posters)
+    if shared:  # films that share a poster image, kept in one split (absent where none do)
+        out["films_sharing_an_image"] = shared
     return out
