@@ -101,6 +101,14 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(rel == Path(dep) or Path(dep) in rel.parents for dep in deps)
 
 
+#: Files a module reads beside its code (package data): a stage that imports the module depends on them too.
+DATA = {"pipeline/evaluation/review.py": ["pipeline/evaluation/templates"]}
+
+
+def data_files(files: set[Path]) -> set[Path]:
+    return {ROOT / data for f in files for data in DATA.get(str(f.relative_to(ROOT)), [])}
+
+
 @pytest.mark.parametrize("stage", stages())
 def test_stage_depends_on_all_its_code(stage: dict) -> None:
     match = re.match(r"\s*python\s+-m\s+(stages\.\w+)", stage["cmd"])
@@ -108,7 +116,8 @@ def test_stage_depends_on_all_its_code(stage: dict) -> None:
     module = match.group(1)
     assert module_file(module), f"{module} has no file under stages/"
     deps = code_deps(stage)
-    missing = sorted(str(p.relative_to(ROOT)) for p in imported_files(module) if not covered(p, deps))
+    files = imported_files(module)
+    missing = sorted(str(p.relative_to(ROOT)) for p in files | data_files(files) if not covered(p, deps))
     assert not missing, f"{module} imports modules missing from the stage's deps: {missing}"
 
 
@@ -116,7 +125,8 @@ def test_stage_depends_on_all_its_code(stage: dict) -> None:
 def test_stage_depends_on_no_code_it_does_not_run(stage: dict) -> None:
     """A code dep the stage never imports re-runs it (and all after it) for nothing when edited."""
     module = re.match(r"\s*python\s+-m\s+(stages\.\w+)", stage["cmd"]).group(1)
-    used = [p.relative_to(ROOT) for p in imported_files(module)]
+    files = imported_files(module)
+    used = [p.relative_to(ROOT) for p in files | data_files(files)]
     unused = [dep for dep in code_deps(stage)
               if not any(rel == Path(dep) or Path(dep) in rel.parents for rel in used)]
     assert not unused, f"{module} never imports these deps: {unused}"

@@ -1,8 +1,10 @@
 """The review page: posters, the words the OCR read off them and their genres, for a person to judge.
 
 One static folder, no server and no network: ``index.html`` (styles and script inline) and ``thumbs/``
-(one JPEG per poster, named by its content hash). Every card is HTML written here, so the page is complete
-with JavaScript off: the filters and the sort are the only things the script adds. The OCR boxes and the
+(one JPEG per poster, named by its content hash). The page is ``templates/review.html`` (Jinja2, every
+value autoescaped) with ``templates/review.css`` and ``templates/review.js`` inlined. Every card is HTML,
+so the page is complete with JavaScript off: the filters and the sort are the only things the script adds.
+The OCR boxes and the
 attention heat map are toggled by check boxes and CSS alone, so they work without the script too.
 
 A card shows the thumbnail with the OCR boxes drawn over it (the recogniser's polygons, in the poster's
@@ -28,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import numpy as np
 import polars as pl
+from markupsafe import Markup
 from PIL import Image
 
 from pipeline.core.io import read_parquet
@@ -229,10 +233,6 @@ def _thumbnail(path: str, out: Path) -> str | None:
         return f"no thumbnail: {path}: {err}"
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def per_genre_rows(cards: list[Card], genres: list[str]) -> list[dict[str, Any]]:
     """Precision, recall and F1 per genre of the cards' decisions against their truth (cards with truth only)."""
     known = [c for c in cards if c.truth is not None]
@@ -247,81 +247,45 @@ def per_genre_rows(cards: list[Card], genres: list[str]) -> list[dict[str, Any]]
 
 def render_page(cards: list[Card], genres: list[str], *, title: str, rule: str,
                 thresholds: dict[str, float] | None = None, notes: list[str] | None = None) -> str:
-    """The page's HTML (see the module docstring)."""
+    """The page's HTML (see the module docstring): ``templates/review.html``, every value autoescaped."""
     with_truth = any(c.truth is not None for c in cards)
     order = sorted(range(len(cards)), key=lambda i: (-(cards[i].loss() or 0.0), -cards[i].confidence(),
                                                       cards[i].key)) if with_truth else range(len(cards))
-    has_attention = any(c.attention for c in cards)
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-        f"<header><h1>{_e(title)}</h1>",
-        f'<p class="rule">Predicted genres: <strong>{_e(rule)}</strong>. {len(cards)} poster(s)'
-        + (", worst errors first (mean binary cross-entropy over genres)." if with_truth else ".") + "</p>",
-        '<p class="legend">' + (" · ".join(f'<span class="{k}">{MARKS[k]} {KINDS[k]}</span>'
-                                          for k in ("hit", "false", "missed")) if with_truth else
-                                f'{MARKS["pred"]} {KINDS["pred"]}') + "; bold: predicted</p>",
-    ]
-    parts += [f'<p class="note">{_e(n)}</p>' for n in notes or []]
-    parts.append("</header>")
-    if not cards:
-        parts += ['<main><p class="empty">No posters to show: the page was made for zero posters.</p></main>',
-                  "</body>", "</html>"]
-        return "\n".join(parts) + "\n"
-    parts += _genre_table(cards, genres, thresholds, with_truth)
-    parts += [
-        # the toggles are check boxes that CSS reads (no script needed); the filters need the script
-        '<input type="checkbox" id="show-boxes" class="toggle" checked>',
-        '<input type="checkbox" id="show-heat" class="toggle">',
-        '<nav class="controls">',
-        '<label for="show-boxes" class="switch">OCR boxes</label>',
-        '<label for="show-heat" class="switch">attention heat map</label>' if has_attention else "",
-        '<span id="filters" hidden>',
-        '<label>genre <select id="f-genre"><option value="">any</option>'
-        + "".join(f'<option value="{_e(g)}">{_e(g)}</option>' for g in genres) + "</select></label>",
-        ('<label>errors <select id="f-error"><option value="">all posters</option>'
-         '<option value="any">any error</option><option value="missed">missed genre</option>'
-         '<option value="false">false alarm</option><option value="correct">exactly right</option>'
-         "</select></label>") if with_truth else "",
-        '<label>top probability <input id="f-min" type="number" min="0" max="1" step="0.05" value="0"> to '
-        '<input id="f-max" type="number" min="0" max="1" step="0.05" value="1"></label>',
-        '<label>sort <select id="f-sort">'
-        + ('<option value="loss">loss, worst first</option>' if with_truth else
-           '<option value="order">as given</option>')
-        + '<option value="conf-desc">confidence, high first</option>'
-          '<option value="conf-asc">confidence, low first</option><option value="name">name</option>'
-          "</select></label>",
-        '<output id="shown"></output>',
-        "</span>",
-        "<noscript>Filters and sorting need JavaScript; every poster is shown.</noscript>",
-        "</nav>",
-        '<main id="cards">',
-    ]
-    parts += [_card(cards[i], genres, thresholds, n) for n, i in enumerate(order)]
-    parts += ["</main>", f"<script>{SCRIPT}</script>", "</body>", "</html>"]
-    return "\n".join(p for p in parts if p) + "\n"
-
-
-def _genre_table(cards, genres, thresholds, with_truth) -> list[str]:
     rows = per_genre_rows(cards, genres) if with_truth else [{"genre": g} for g in genres]
-    columns = ["genre", "threshold"] + (["precision", "recall", "F1", "posters", "predicted"] if with_truth else [])
-    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
-    body = []
+    genre_rows = []
     for r in rows:
         tau = "" if thresholds is None or r["genre"] not in thresholds else f"{thresholds[r['genre']]:.2f}"
-        cells = f"<td>{_e(r['genre'])}</td><td>{tau}</td>"
+        cells = [r["genre"], tau]
         if with_truth:
-            cells += "".join(f"<td>{100 * r[k]:.1f}</td>" for k in ("precision", "recall", "f1"))
-            cells += f"<td>{r['posters']}</td><td>{r['predicted']}</td>"
-        body.append(f"<tr>{cells}</tr>")
-    caption = ("Per genre, on these posters: precision, recall and F1 (%) of the predicted genres, and the "
-               "decision threshold." if with_truth else "Decision threshold per genre.")
-    return ['<section class="genres"><table id="per-genre">', f"<caption>{caption}</caption>", head, *body,
-            "</table></section>"]
+            cells += [f"{100 * r[k]:.1f}" for k in ("precision", "recall", "f1")] + [r["posters"], r["predicted"]]
+        genre_rows.append(cells)
+    return _TEMPLATES.get_template("review.html").render(
+        title=title, rule=rule, notes=notes or [], genres=genres, with_truth=with_truth, marks=MARKS, kinds=KINDS,
+        css=Markup(_asset("review.css")), script=Markup(_asset("review.js")),
+        has_attention=any(c.attention for c in cards),
+        columns=["genre", "threshold"] + (["precision", "recall", "F1", "posters", "predicted"] if with_truth else []),
+        caption=("Per genre, on these posters: precision, recall and F1 (%) of the predicted genres, and the "
+                 "decision threshold." if with_truth else "Decision threshold per genre."),
+        genre_rows=genre_rows, cards=[_card_view(cards[i], genres, thresholds, n) for n, i in enumerate(order)])
 
 
-def _card(card: Card, genres: list[str], thresholds: dict[str, float] | None, position: int) -> str:
+def _escape(value: Any) -> Markup:
+    """The template's autoescape, with the standard library's entities (``&quot;``, ``&#x27;``): a value already
+    marked safe (the stylesheet, the script) passes as it is."""
+    return value if isinstance(value, Markup) else Markup(html.escape(str(value), quote=True))
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("pipeline.evaluation", "templates"), autoescape=True, finalize=_escape,
+    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _asset(name: str) -> str:
+    return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
+
+
+def _card_view(card: Card, genres: list[str], thresholds: dict[str, float] | None, position: int) -> dict:
+    """What the template shows of one card: its decisions, marks and figures as text."""
     thresholds = card.thresholds or thresholds
     truth = None if card.truth is None else set(card.truth)
     predicted = set(card.predicted)
@@ -336,36 +300,40 @@ def _card(card: Card, genres: list[str], thresholds: dict[str, float] | None, po
         "data-missed": str(len(missed)), "data-false": str(len(false)),
         "data-loss": "" if loss is None else f"{loss:.6f}",
     }
-    head = f'<a href="{_e(card.link)}">{_e(card.name)}</a>' if card.link else _e(card.name)
-    out = [f'<article class="card" {" ".join(f"{k}={chr(34)}{_e(v)}{chr(34)}" for k, v in attrs.items())}>',
-           f"<h2>{head}</h2>", _figure(card)]
-    if card.text:
-        out.append(f'<p class="text"><span class="label">text read:</span> {_words(card)}</p>')
+    view: dict[str, Any] = {"key": card.key, "name": card.name, "link": card.link, "attrs": list(attrs.items()),
+                            "missing": None, "text": card.text, "words": None, "note": card.attention_note,
+                            "rule": card.rule, "verdict": None}
+    if card.error or card.image is None:
+        view["missing"] = card.error or "no image"
     else:
-        out.append('<p class="text none">no text read off this poster</p>')
-    if card.attention_note:
-        out.append(f'<p class="note">{_e(card.attention_note)}</p>')
-    if card.rule:
-        out.append(f'<p class="decided"><span class="label">decided by:</span> {_e(card.rule)}</p>')
+        w, h = card.size or (THUMB_SIZE, THUMB_SIZE)
+        view.update(w=w, h=h, height=max(1, round(180 * h / max(w, 1))),
+                    heat=_heat(card.attention, w, h) if card.attention and card.attention.get("regions") else None,
+                    # the boxes are in the poster's pixels: without its size they cannot be placed
+                    boxes=[{"points": " ".join(str(int(v)) for v in box), "text": text, "conf": f"{conf:.2f}"}
+                           for text, box, conf in card.ocr if len(box) >= 6] if card.ocr and card.size else None)
+    words = (card.attention or {}).get("words")
+    if card.text and words:
+        shade = _relative([wt for _, wt in words])
+        view["words"] = [{"word": word, "weight": f"{wt:.3f}", "shade": f"{s:.3f}"}
+                         for (word, wt), s in zip(words, shade)]
     if truth is not None:
         errors = ([f"missed {', '.join(missed)}"] if missed else []) + (
             [f"false alarm {', '.join(false)}"] if false else [])
-        verdict = ", ".join(errors) or "exactly right"
-        out.append(f'<p class="verdict {"ok" if not missed and not false else "bad"}">{_e(verdict)}</p>')
-    out.append('<ol class="probs">')
+        view["verdict"] = ", ".join(errors) or "exactly right"
+        view["verdict_class"] = "ok" if not missed and not false else "bad"
+    probs = []
     for g in sorted(genres, key=lambda g: -card.probabilities.get(g, 0.0)):
         p = card.probabilities.get(g, 0.0)
         kind = ("hit" if g in predicted and truth is not None and g in truth else
                 "false" if g in predicted and truth is not None else
                 "pred" if g in predicted else
                 "missed" if truth is not None and g in truth else "")
-        mark = MARKS.get(kind, "")
-        tau = f' title="threshold {thresholds[g]:.2f}"' if thresholds and g in thresholds else ""
-        out.append(f'<li class="{kind}"{tau}><span class="g">{_e(g)}</span><span class="track"><span class="bar" '
-                   f'style="width:{100 * p:.1f}%"></span></span><span class="p">{p:.2f}</span>'
-                   f'<span class="m" title="{KINDS.get(kind, "")}">{_e(mark)}</span></li>')
-    out += ["</ol>", "</article>"]
-    return "\n".join(out)
+        probs.append({"genre": g, "kind": kind, "mark": MARKS.get(kind, ""), "kind_title": KINDS.get(kind, ""),
+                      "width": f"{100 * p:.1f}", "value": f"{p:.2f}",
+                      "threshold": f"{thresholds[g]:.2f}" if thresholds and g in thresholds else None})
+    view["probs"] = probs
+    return view
 
 
 #: The mark beside a genre, by what the rule and the truth say of it (the page's legend explains them).
@@ -374,31 +342,15 @@ KINDS = {"hit": "predicted and true", "false": "false alarm: predicted, not true
          "predicted", "pred": "predicted (truth unknown)"}
 
 
-def _figure(card: Card) -> str:
-    if card.error or card.image is None:
-        return f'<div class="thumb missing"><p>{_e(card.error or "no image")}</p></div>'
-    w, h = card.size or (THUMB_SIZE, THUMB_SIZE)
-    layers = [f'<img src="thumbs/{_e(card.key)}.jpg" alt="poster of {_e(card.name)}" loading="lazy" '
-              f'width="180" height="{max(1, round(180 * h / max(w, 1)))}">']
-    if card.attention and card.attention.get("regions"):
-        layers.append(_heat(card.attention, w, h))
-    if card.ocr and card.size:  # the boxes are in the poster's pixels: without its size they cannot be placed
-        polys = "".join(f'<polygon points="{" ".join(str(int(v)) for v in box)}"><title>{_e(text)} '
-                        f"({conf:.2f})</title></polygon>" for text, box, conf in card.ocr if len(box) >= 6)
-        layers.append(f'<svg class="boxes" viewBox="0 0 {w} {h}" preserveAspectRatio="none">{polys}</svg>')
-    return f'<div class="thumb">{"".join(layers)}</div>'
-
-
-def _heat(attention: dict[str, Any], w: int, h: int) -> str:
+def _heat(attention: dict[str, Any], w: int, h: int) -> list[dict]:
     """The image tokens' weights as a grid of cells over the region of the poster the encoder saw."""
     rows, cols = attention["grid"]
     shade = _relative(attention["regions"])
     x0, y0, x1, y1 = attention.get("frame") or (0, 0, w, h)
     cw, ch = (x1 - x0) / cols, (y1 - y0) / rows
-    cells = "".join(f'<rect x="{x0 + c * cw:.1f}" y="{y0 + r * ch:.1f}" width="{cw:.1f}" height="{ch:.1f}" '
-                    f'fill-opacity="{0.7 * shade[r * cols + c]:.3f}"><title>attention {weight:.4f}</title></rect>'
-                    for r in range(rows) for c in range(cols) for weight in [attention["regions"][r * cols + c]])
-    return f'<svg class="heat" viewBox="0 0 {w} {h}" preserveAspectRatio="none">{cells}</svg>'
+    return [{"x": f"{x0 + c * cw:.1f}", "y": f"{y0 + r * ch:.1f}", "width": f"{cw:.1f}", "height": f"{ch:.1f}",
+             "opacity": f"{0.7 * shade[r * cols + c]:.3f}", "weight": f"{attention['regions'][r * cols + c]:.4f}"}
+            for r in range(rows) for c in range(cols)]
 
 
 def _relative(weights) -> np.ndarray:
@@ -409,106 +361,3 @@ def _relative(weights) -> np.ndarray:
         return w
     span = w.max() - w.min()
     return (w - w.min()) / span if span > 0 else np.zeros_like(w)
-
-
-def _words(card: Card) -> str:
-    """The text, its words highlighted by attention weight where there is one."""
-    words = (card.attention or {}).get("words")
-    if not words:
-        return _e(card.text)
-    shade = _relative([wt for _, wt in words])
-    return " ".join(f'<mark style="--w:{s:.3f}" title="attention {wt:.3f}">{_e(word)}</mark>'
-                    for (word, wt), s in zip(words, shade))
-
-
-CSS = """
-:root{font-family:system-ui,sans-serif;color:#222;background:#f6f6f4}
-body{margin:0 1rem 2rem}
-header h1{font-size:1.4rem;margin:.8rem 0 .2rem}
-.rule,.note{margin:.2rem 0;color:#444}
-.empty{font-size:1.2rem;padding:2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
-caption{text-align:left;color:#555;padding-bottom:.2rem}
-th,td{border:1px solid #ccc;padding:.15rem .45rem;text-align:right}
-td:first-child,th:first-child{text-align:left}
-.toggle{position:absolute;left:-9999px}
-.controls{position:sticky;top:0;background:#f6f6f4;padding:.5rem 0;z-index:2;display:flex;gap:.8rem;flex-wrap:wrap;
-  align-items:center;border-bottom:1px solid #ddd}
-.controls label{font-size:.85rem}
-.switch{cursor:pointer;border:1px solid #999;border-radius:1rem;padding:.1rem .6rem;user-select:none}
-#show-boxes:checked~.controls label[for=show-boxes],#show-heat:checked~.controls label[for=show-heat]{
-  background:#333;color:#fff}
-#cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:.8rem;margin-top:.8rem}
-.card[hidden]{display:none}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6rem;display:grid;align-content:start;
-  grid-template-columns:180px 1fr;grid-template-areas:"h h" "f p" "t t" "v v" "n n";gap:.3rem .7rem;
-  content-visibility:auto;contain-intrinsic-size:auto 320px}
-.card h2{grid-area:h;font-size:1rem;margin:0}
-.card h2 a{color:inherit}
-.thumb{grid-area:f;position:relative;width:180px}
-.thumb img{display:block;width:180px;height:auto;background:#ddd}
-.thumb svg{position:absolute;inset:0;width:100%;height:100%;pointer-events:none}
-.thumb.missing{height:120px;background:#eee;display:flex;align-items:center;font-size:.8rem;color:#a00;
-  padding:.3rem;box-sizing:border-box}
-svg.boxes polygon{fill:none;stroke:#ff2d55;stroke-width:3;vector-effect:non-scaling-stroke}
-svg.heat rect{fill:#ffb000}
-svg.boxes,svg.heat{display:none}
-#show-boxes:checked~#cards svg.boxes,#show-heat:checked~#cards svg.heat{display:block}
-.probs{grid-area:p;list-style:none;margin:0;padding:0;font-size:.8rem}
-.probs li{display:grid;grid-template-columns:5.4rem minmax(2rem,1fr) 2.2rem 1rem;align-items:center;gap:.3rem}
-.probs .track{height:.55rem;background:#eee;border-radius:2px}
-.probs .bar{display:block;height:100%;background:#9ab;border-radius:2px}
-.probs .p{text-align:right}
-.probs .m{font-size:.8rem;text-align:center}
-.legend{font-size:.8rem;color:#444;margin:.2rem 0}
-.legend .hit{color:#2a8a3a}.legend .false{color:#d2452b}.legend .missed{color:#b36b00}
-.probs li.hit .g,.probs li.pred .g{font-weight:700}
-.probs li.hit .bar{background:#2a8a3a}.probs li.hit .m{color:#2a8a3a}
-.probs li.false .bar{background:#d2452b}.probs li.false .m,.probs li.false .g{color:#d2452b;font-weight:700}
-.probs li.missed .g,.probs li.missed .m{color:#b36b00;font-weight:700}
-.probs li.pred .bar{background:#345}
-.text{grid-area:t;font-size:.8rem;margin:0;word-break:break-word}
-.text.none{color:#888}
-.text .label{color:#666}
-.text mark{background:rgba(255,176,0,calc(var(--w)*.85));padding:0 1px}
-.verdict{grid-area:v;margin:0;font-size:.8rem}
-.verdict.ok{color:#2a8a3a}.verdict.bad{color:#b33}
-.card .note{grid-area:n;font-size:.75rem;color:#666}
-"""
-
-SCRIPT = """
-(function(){
-  var cards=Array.prototype.slice.call(document.querySelectorAll('#cards .card'));
-  var box=document.getElementById('cards'); if(!box){return;}
-  document.getElementById('filters').hidden=false;
-  function val(id){var el=document.getElementById(id);return el?el.value:'';}
-  function apply(){
-    var genre=val('f-genre'),err=val('f-error'),lo=parseFloat(val('f-min')),hi=parseFloat(val('f-max'));
-    if(isNaN(lo)){lo=0;} if(isNaN(hi)){hi=1;}
-    var shown=0;
-    cards.forEach(function(c){
-      var d=c.dataset,conf=parseFloat(d.conf),m=+d.missed,f=+d.false,ok=true;
-      if(genre){ok=(d.pred+'|'+d.true).split('|').indexOf(genre)>=0;}
-      if(err&&d.known!=='1'){ok=false;}
-      if(ok&&err==='any'){ok=m+f>0;} if(ok&&err==='missed'){ok=m>0;}
-      if(ok&&err==='false'){ok=f>0;} if(ok&&err==='correct'){ok=m+f===0;}
-      if(ok){ok=conf>=lo-1e-9&&conf<=hi+1e-9;}
-      c.hidden=!ok; if(ok){shown++;}
-    });
-    document.getElementById('shown').textContent=shown+' of '+cards.length+' shown';
-  }
-  function sort(){
-    var how=val('f-sort'),key={
-      'loss':function(d){return -parseFloat(d.loss||0);},'conf-desc':function(d){return -parseFloat(d.conf);},
-      'conf-asc':function(d){return parseFloat(d.conf);},'name':function(d){return d.name;},
-      'order':function(d){return +d.order;}}[how];
-    cards.sort(function(a,b){var x=key(a.dataset),y=key(b.dataset);return x<y?-1:x>y?1:
-      (a.dataset.key<b.dataset.key?-1:1);});
-    cards.forEach(function(c){box.appendChild(c);});
-  }
-  ['f-genre','f-error','f-min','f-max'].forEach(function(id){var el=document.getElementById(id);
-    if(el){el.addEventListener('input',apply);el.addEventListener('change',apply);}});
-  document.getElementById('f-sort').addEventListener('change',function(){sort();apply();});
-  apply();
-})();
-"""
