@@ -36,6 +36,7 @@ import polars as pl
 from markupsafe import Markup
 from PIL import Image
 
+from pipeline.core.checkpoint import HeadCheckpoint
 from pipeline.core.io import read_parquet
 from pipeline.data.images import PosterError, read_poster
 from pipeline.features.encoders import create_text_encoder, same_encoder
@@ -125,7 +126,7 @@ def build_cards(keys: list[str], names: list[str], scores: np.ndarray, predicted
 
 
 def split_cards(posters_path: str | Path, ocr_path: str | Path, data, scores: np.ndarray, predicted: np.ndarray,
-                genres: list[str], head, ckpt: dict, ocr_params, encoder_params, notes: list[str],
+                genres: list[str], head, ckpt: HeadCheckpoint, ocr_params, encoder_params, notes: list[str],
                 rules: list[str] | None = None, thresholds: list[dict[str, float]] | None = None) -> list[Card]:
     """The cards of a split (a :class:`pipeline.models.datasets.Dataset` ``data``, its scores and decisions): the
     posters table gives files, names and sizes, the OCR table the lines and boxes (the text as
@@ -173,7 +174,7 @@ def _name(row: dict, key: str) -> str:
         row.get("title") or Path(row.get("path") or key).name)
 
 
-def _token_words(encoder_params, ckpt: dict, notes: list[str]):
+def _token_words(encoder_params, ckpt: HeadCheckpoint, notes: list[str]):
     """The text encoder's token-to-word map, when it is the encoder the model was trained on."""
     encoder = create_text_encoder(encoder_params)
     if not same_encoder(encoder.identity, ckpt["features"]["text"]):

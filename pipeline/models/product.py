@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.core.checkpoint import HEAD_FORMAT, HeadCheckpoint
 from pipeline.core.io import atomic_path
 from pipeline.models.checkpoint import head_from_checkpoint, modalities
 from pipeline.models.datasets import Dataset, TrainError, pattern_scores, predict_scores
@@ -44,7 +45,6 @@ from pipeline.scoring.decisions import (
 )
 
 PRODUCT_FORMAT = "poster-genres/product@1"
-HEAD_FORMAT = "poster-genres/head@1"
 #: The main pipeline's model (``models/model.pt``) among the candidates.
 MAIN = "main"
 
@@ -53,7 +53,7 @@ MAIN = "main"
 class Member:
     name: str
     head: torch.nn.Module
-    checkpoint: dict
+    checkpoint: HeadCheckpoint
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class Product:
         return decide(decisions, averaged, patterns)
 
 
-def product_from_head(checkpoint: dict, fallback_threshold: float = 0.5) -> Product:
+def product_from_head(checkpoint: HeadCheckpoint, fallback_threshold: float = 0.5) -> Product:
     """A head checkpoint as a product of one member: its own decisions per pattern."""
     decisions, note = checkpoint_decisions(checkpoint, fallback_threshold)
     member = Member(MAIN, head_from_checkpoint(checkpoint, "cpu"), checkpoint)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.core.checkpoint import HeadCheckpoint
 from pipeline.core.devices import resolve_device
 from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.core.progress import progress_bar
@@ -55,7 +56,7 @@ class TrainSummary:
 
 @dataclass
 class TrainResult:
-    checkpoint: dict[str, Any]  # plain data for torch.save: see pipeline.models.checkpoint
+    checkpoint: HeadCheckpoint  # plain data for torch.save
     curve: list[EpochRecord]
     summary: TrainSummary
 
@@ -181,7 +182,7 @@ def train_head(
     return TrainResult(checkpoint, curve, summary)
 
 
-def attach_decisions(checkpoint: dict, val: Dataset, metric: str = "f1_samples", threshold: float = 0.5,
+def attach_decisions(checkpoint: HeadCheckpoint, val: Dataset, metric: str = "f1_samples", threshold: float = 0.5,
                      calibration: str = "auto") -> dict[str, ChosenRule]:
     """Fit each input pattern's decision (calibration and product rule) on validation and save them in
     ``checkpoint["decisions"]`` (pattern -> :meth:`Decision.to_dict`); return what was chosen per pattern.

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.checkpoint import HeadCheckpoint
 from pipeline.scoring.calibration import METHODS as CALIBRATIONS
 from pipeline.scoring.calibration import apply_calibration, expected_calibration_error, fit_calibration
 from pipeline.scoring.thresholds import DecisionRule, choose_rule, measure_predictions, rule_line
@@ -149,7 +150,7 @@ def fit_decision(pattern: str, y_val: np.ndarray, s_val: np.ndarray, genres: lis
     return Decision(pattern, fitted, rule, validation)
 
 
-def checkpoint_decisions(ckpt: dict, fallback_threshold: float) -> tuple[dict[str, Decision], str | None]:
+def checkpoint_decisions(ckpt: HeadCheckpoint, fallback_threshold: float) -> tuple[dict[str, Decision], str | None]:
     """The decisions saved in a checkpoint (pattern -> :class:`Decision`), and a note when there are none.
 
     A checkpoint of a single rule (``decision_rule`` and ``calibration``: before patterns) has that rule for

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.checkpoint import HeadCheckpoint
 from pipeline.scoring import metrics as M
 from pipeline.scoring.metrics import _f1, confusion_counts
 
@@ -175,7 +176,7 @@ def choose_rule(
     return candidates[best], report
 
 
-def checkpoint_rule(ckpt: dict, fallback_threshold: float) -> tuple[DecisionRule, str | None]:
+def checkpoint_rule(ckpt: HeadCheckpoint, fallback_threshold: float) -> tuple[DecisionRule, str | None]:
     """The product rule saved in a checkpoint, and a note when there is none.
 
     A checkpoint from before decision rules has none: ``fallback_threshold`` for
@@ -188,7 +189,7 @@ def checkpoint_rule(ckpt: dict, fallback_threshold: float) -> tuple[DecisionRule
             f"{fallback_threshold:g} for every genre; re-run train to get the product rule")
 
 
-def rule_line(rule: DecisionRule, ckpt: dict | None = None) -> str:
+def rule_line(rule: DecisionRule, ckpt: HeadCheckpoint | None = None) -> str:
     """``rule: ...`` for people: the rule and, when it is the checkpoint's, its validation figure."""
     extra = []
     if rule.max_genres is None and rule.name == "global@0.5":  # the paper's threshold is 0.5 (eq. 10)
