@@ -33,11 +33,12 @@ def main(
 ) -> None:
     """Train one method with one seed (training options from train.* and loss.*, but where the method's paper
     sets them)."""
-    p = load_params(params, ["data", "fusion", "train", "loss"])
+    p = load_params(params, ["data", "fusion", "train", "loss", "compare"])
     genres = p["data"].genres
     fusion = FusionParams(**method_fusion(method, p["fusion"].model_dump()))
     train, loss = method_training(method, p["train"].model_dump(), p["loss"].model_dump())
-    train, loss = TrainParams(**{**train, "seed": seed}), LossParams(**loss)
+    # compare.patience, not train.patience: long curves, which the report replays under any smaller patience
+    train, loss = TrainParams(**{**train, "seed": seed, "patience": p["compare"].patience}), LossParams(**loss)
     inputs = load_datasets(features, posters, split, genres, films, fusion.metadata_names, fusion.metadata_buckets)
     datasets = inputs.datasets
     result = train_head(datasets, inputs.dims, genres, fusion, train, loss)

@@ -212,3 +212,14 @@ def test_a_stage_that_validates_a_registered_name_runs_that_registry():
             if key.split(".")[0] in groups:
                 target = ROOT / (where.split(":")[0].replace(".", "/"))
                 assert (target.with_suffix(".py") in files or target / "__init__.py" in files), (module, key)
+
+
+def test_the_comparison_runs_depend_on_every_train_key_but_patience_and_seed():
+    """compare.patience replaces train.patience and the matrix sets the seed; any other train key (a new one too)
+    must re-run the comparison's runs when it changes."""
+    from pipeline.core.params import TrainParams
+
+    stage = yaml.safe_load((ROOT / "comparison" / "dvc.yaml").read_text())["stages"]["compare"]
+    listed = {p.split(".", 1)[1] for p in stage["params"] if isinstance(p, str) and p.startswith("train.")}
+    assert listed == set(TrainParams.model_fields) - {"patience", "seed"}
+    assert "compare.patience" in stage["params"] and "train" not in stage["params"]

@@ -363,6 +363,9 @@ class CompareParams(_Group):
     methods: MethodNames = Field(default_factory=lambda: _poster_methods(), min_length=1)
     #: Training seeds (the split stays fixed: split.seed).
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    #: Early stopping's patience for every comparison run (instead of train.patience): the comparison records
+    #: each run's validation-loss curve this long, so its report can replay any smaller patience on every method.
+    patience: int = Field(default=10, ge=1)
     #: Bootstrap resamples of the test films.
     bootstrap: int = Field(default=10000, ge=100)
     #: Seed of the bootstrap draws: a call near a threshold is re-checked with another seed before it is stated
