@@ -119,7 +119,7 @@ def test_methods_cover_the_tables_and_override_fusion():
     # the other papers' systems are trained as their papers say; every other method by the params
     params_train, params_loss = {"oversample": False, "lr": 1e-4}, {"name": "asymmetric"}
     assert method_training("visio-textual", params_train, params_loss) == (
-        {"oversample": True, "lr": 1e-4}, {"name": "soft_f1"})
+        {"oversample": True, "lr": 1e-4, "patience": 10}, {"name": "soft_f1"})
     assert method_training("moviescope", params_train, params_loss)[1] == {"name": "weighted_bce"}
     assert method_training("image-plot", params_train, params_loss) == (params_train, params_loss)
     assert method_fusion("gmu", fusion)["head"] == "gmu"

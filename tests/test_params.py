@@ -11,7 +11,7 @@ def test_repo_params_are_valid_and_complete(tmp_path):
     params = load_params(tmp_path / "params.yaml")
     assert params["fusion"].layers == 4
     assert params["loss"].gamma_pos == 3.0 and params["loss"].gamma_neg == 4.0 and params["loss"].margin == 0.2
-    assert params["train"].lr == 1e-4 and params["train"].patience == 10 and params["train"].batch_size == 32
+    assert params["train"].lr == 1e-4 and params["train"].patience == 3 and params["train"].batch_size == 32
     assert len(params["data"].genres) == 13
     # every key of every group is written out (DVC needs declared params to exist)
     for group, model in params.items():

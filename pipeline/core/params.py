@@ -289,7 +289,10 @@ class TrainParams(_Group):
     eps: float = Field(default=1e-8, gt=0)
     batch_size: int = Field(default=32, ge=1)
     epochs: int = Field(default=100, ge=1)
-    patience: int = Field(default=10, ge=1)
+    #: Epochs without a lower validation loss before training stops (the best epoch's weights are kept). 3: the
+    #: smallest patience under which every recorded run of the main pipeline's methods keeps its best epoch (2),
+    #: plus one epoch of margin (docs/performance.md, results/product); the visio-textual recipe keeps 10.
+    patience: int = Field(default=3, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: Draw training posters with probability rising with the rarity of their rarest genre
