@@ -246,6 +246,9 @@ def test_the_product_section_and_headline_are_the_committed_report():
         assert flat(line) in readme, f"README lacks: {line}"
         assert flat(line) in flat(section), f"docs/results.md's product section lacks: {line}"
     assert provenance["kind"] == "product" and provenance["revision"][:7] in section
+    # the early-stopping replay that decides train.patience, in docs/performance.md as the report has it
+    replay = next(block for block in report.split("\n\n") if block.startswith("| patience |"))
+    assert replay in (ROOT / "docs" / "performance.md").read_text(), "docs/performance.md lacks the replay table"
 
 
 @pytest.mark.parametrize("folder", ["comparison", "comparison-3seeds", "films"])
