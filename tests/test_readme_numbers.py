@@ -22,6 +22,7 @@ TABLES = [
     ("bench_pipeline.py", "pipeline.json", ["markdown", "markdown_warm"]),
     ("bench_cold_run.py", "cold_run.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_cold_run.py", "cold_run_bf16.json", ["markdown", "markdown_metrics", "markdown_rule"]),
+    ("bench_cold_run.py", "cold_run_patience3.json", ["markdown"]),
     ("bench_executors.py", "executors.json", ["markdown", "markdown_catalogue"]),
     ("bench_plots.py", "plots.json", ["markdown"]),
     ("bench_review.py", "review.json", ["markdown"]),
