@@ -17,8 +17,8 @@ from pipeline.evaluation.evaluate import decided_figures, product_predictions
 from pipeline.evaluation.live import open_live
 from pipeline.evaluation.methods import method_fusion, method_label, method_training, reads_films
 from pipeline.models.checkpoint import load_head, record_inputs
-from pipeline.models.datasets import load_datasets
-from pipeline.models.product import MAIN, product_from_head, save_product
+from pipeline.models.datasets import hide_films, load_datasets
+from pipeline.models.product import MAIN, WITHHELD, product_from_head, save_product
 from pipeline.models.train import Candidate, build_product
 from stages._command import command
 
@@ -71,8 +71,12 @@ def main(
     scores = product.member_scores(test)
     main_alone = product_from_head(main_ckpt, ev.threshold)
     decided, main_decided = product.decide(test, scores), main_alone.decide(test, {MAIN: scores[MAIN]})
+    # every test film again with its synopsis and metadata withheld: the no-plot plan judged on the ~9 in 10 test
+    # films that have a plot, not only on the few that arrive without one
+    hidden = hide_films(test, product.metadata_spec) if has_plot is not None else None
+    withheld = product.decide(hidden, product.member_scores(hidden)) if hidden is not None else None
     write_parquet(predictions, product_predictions(test.keys, test.imdb_ids, has_plot, y, genres, decided,
-                                                   main_decided))
+                                                   main_decided, withheld))
     figures = {
         "validation": product.choice,
         # epochs run, the best (early-stopped) epoch and the validation loss per epoch of each candidate trained
@@ -82,7 +86,8 @@ def main(
         "plans": {pattern: {"members": plan.label, "calibration": plan.decision.calibration_method,
                             "rule": plan.decision.rule.name} for pattern, plan in product.plans.items()},
         "test": {"product": decided_figures(y, decided, has_plot, genres),
-                 MAIN: decided_figures(y, main_decided, has_plot, genres)},
+                 MAIN: decided_figures(y, main_decided, has_plot, genres),
+                 **({WITHHELD: decided_figures(y, withheld, has_plot, genres)} if withheld is not None else {})},
     }
     with open_live(live) as logger:
         logger.summary.update(figures)
@@ -92,8 +97,8 @@ def main(
         print(f"product: {pattern} ({chosen['posters']} validation posters): {plan.label}, calibration "
               f"{plan.decision.calibration_method}, rule {plan.decision.rule.name} ({ev.rule_metric} cross-fitted "
               f"{chosen['candidates'][chosen['chosen']][ev.rule_metric]:.4f})")
-    for who in ("product", MAIN):
-        for subset, f in figures["test"][who].items():
+    for who, by_subset in figures["test"].items():
+        for subset, f in by_subset.items():
             if subset != "tags_without_plot":
                 print(f"product: test, {who}, {subset} ({f['posters']} posters): macro F1 {f['f1_macro']:.4f}, "
                       f"samples F1 {f['f1_samples']:.4f}, genres per poster {f['genres_per_poster']:.2f}")

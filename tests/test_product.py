@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pipeline.core.params import FusionParams, LossParams, TrainParams
+from pipeline.evaluation.evaluate import product_predictions
 from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import head_from_checkpoint
 from pipeline.models.datasets import Dataset, FilmInputs, build_datasets, feature_dims, hide_films, predict_scores
@@ -116,6 +117,18 @@ def test_a_film_without_a_plot_gets_the_rule_fitted_on_validation_scores_without
         assert decided.rules[i] == f"{d.pattern}:{d.rule.name}"
         np.testing.assert_array_equal(decided.probabilities[i], d.probabilities(scores[i:i + 1])[0])
         np.testing.assert_array_equal(decided.chosen[i], d.rule.apply(d.probabilities(scores[i:i + 1]))[0])
+    # the product stage's "withheld" view: every test film with its plot hidden gets the poster-only decision of
+    # the scores computed without it, which for a film that had no plot is what it got anyway
+    product = product_from_head(ckpt)
+    hidden_test = hide_films(test, info["metadata_spec"])
+    withheld = product.decide(hidden_test, product.member_scores(hidden_test))
+    assert set(withheld.rules) == {f"{POSTER_ONLY}:{expected.rule.name}"}
+    np.testing.assert_array_equal(withheld.chosen, expected.rule.apply(expected.probabilities(
+        predict_scores(head, hidden_test, cpu))))
+    np.testing.assert_array_equal(withheld.chosen[~has_plot], decided.chosen[~has_plot])
+    frame = product_predictions(test.keys, test.imdb_ids, has_plot, test.labels.numpy(), GENRES, decided, decided,
+                                withheld)
+    assert frame[f"withheld_{GENRES[0]}"].to_list() == withheld.chosen[:, 0].astype(int).tolist()
 
 
 def test_a_poster_only_head_has_one_decision_for_every_film(films):
@@ -223,6 +236,8 @@ def _prediction_frames(folder, variant, seeds, rng, with_plot, quality):
             cols[f"main_{g}"] = np.where(rng.random(n) < quality / 2 + 0.5 * (1 - quality), y[:, j],
                                          1 - y[:, j]).astype(np.int8)
             cols[f"prob_{g}"] = np.full(n, 0.5, dtype=np.float32)
+            if variant == "films":  # with the synopsis withheld: the product's decisions on films without one
+                cols[f"withheld_{g}"] = np.where(np.asarray(with_plot), y[:, j], cols[f"product_{g}"])
         cols["product_rule"] = ["with_plot:per_genre" if p else "poster_only:per_genre" for p in with_plot]
         cols["main_rule"] = cols["product_rule"]
         path = folder / variant / f"seed{k}" / "product_predictions.parquet"
@@ -247,9 +262,14 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     _prediction_frames(tmp_path, "poster", [0, 1, 2], rng, with_plot, 0.7)
     runs, plans = load_product_runs(tmp_path)
     assert set(runs) == {"films", "poster"} and len(runs["films"]) == 3
-    summary = product_summary(runs, GENRES, n_boot=300, plans=plans)
+    summary = product_summary(runs, GENRES, n_boot=500, plans=plans)
     tests = {(t["a"], t["b"], t["subset"]): t for t in summary["tests"]}
-    assert len(tests) == 6
+    assert len(tests) == 8
+    # the films product with each synopsis withheld, on the films that had one, against the poster-only models
+    assert {("films/withheld", b, "with_plot") for b in ("poster/product", "poster/main")} <= set(tests)
+    withheld = [r for r in summary["rows"] if r["model"] == "withheld"]
+    assert {r["subset"] for r in withheld} == {"all", "with_plot"} and withheld[1]["f1_macro_mean"] == 1.0
+    assert "films/withheld" not in summary["tags_without_plot"]["Drama"]
     better = tests[("films/product", "films/main", "all")]
     assert better["diff"] > 0 and better["ci_low"] > 0 and better["significant"]
     assert all(t["p_holm"] >= t["p_value"] for t in summary["tests"])
@@ -264,6 +284,8 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     t = better
     assert f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}], significant" in lines[0]
     assert "without a synopsis" in lines[1] and "moviescope, macro F1 59.26" in lines[-2]
+    withheld_test = tests[("films/withheld", "poster/product", "with_plot")]
+    assert "withheld from the 60 test films" in lines[2] and f"{100 * withheld_test['diff']:+.2f} [" in lines[2]
     # each run's validation-loss curves (the main model's dvclive tsv, the candidates' from the product stage):
     # the early-stopping replay; a candidate whose loss falls again after two stale epochs needs patience 3
     for k in (0, 1, 2):

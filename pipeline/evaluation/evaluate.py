@@ -146,10 +146,13 @@ def decided_figures(y_true, decided, has_plot: np.ndarray | None, genres: list[s
     return out
 
 
-def product_predictions(keys, imdb_ids, has_plot, y_true, genres, product: Decided, main: Decided) -> pl.DataFrame:
+def product_predictions(keys, imdb_ids, has_plot, y_true, genres, product: Decided, main: Decided,
+                        withheld: Decided | None = None) -> pl.DataFrame:
     """One row per test poster: ``key``, ``imdb_id``, ``has_plot`` (null without films), then per genre the label
     ``y_<genre>``, the product's genres ``product_<genre>`` and the main model's ``main_<genre>`` (0/1) and the
-    product's probability ``prob_<genre>``; ``product_rule`` and ``main_rule`` name each film's decision."""
+    product's probability ``prob_<genre>``; ``product_rule`` and ``main_rule`` name each film's decision.
+    ``withheld`` (a product that reads films): its genres for every film with the plot and metadata withheld
+    (``withheld_<genre>``, the poster-only plan), what a film would get had it arrived without its synopsis."""
     plots = [None] * len(keys) if has_plot is None else np.asarray(has_plot, dtype=bool).tolist()
     columns = [pl.Series("key", list(keys), pl.String), pl.Series("imdb_id", list(imdb_ids), pl.String),
                pl.Series("has_plot", plots, pl.Boolean)]
@@ -158,5 +161,7 @@ def product_predictions(keys, imdb_ids, has_plot, y_true, genres, product: Decid
                     pl.Series(f"product_{g}", product.chosen[:, j].astype(np.int8)),
                     pl.Series(f"main_{g}", main.chosen[:, j].astype(np.int8)),
                     pl.Series(f"prob_{g}", product.probabilities[:, j].astype(np.float32))]
+        if withheld is not None:
+            columns.append(pl.Series(f"withheld_{g}", withheld.chosen[:, j].astype(np.int8)))
     columns += [pl.Series("product_rule", product.rules, pl.String), pl.Series("main_rule", main.rules, pl.String)]
     return pl.DataFrame(columns)

@@ -8,6 +8,8 @@ films. Reports, on all test films and on those with and without a plot (the film
 * per variant, the product and the main model (the paper's head) alone: macro F1 and samples F1 (mean and
   standard deviation over seeds; macro first, since a rule can win samples F1 by never tagging rare genres)
   and genres per poster;
+* for the films variant, the product again with every film's synopsis withheld (``withheld``): the no-plot
+  plan judged on the many test films that have a plot, beside the few that arrive without one;
 * the tests (two-level paired bootstrap of the seed-averaged macro F1,
   :func:`pipeline.evaluation.compare.paired_bootstrap`; Holm over the report's tests): the product against the
   paper's head, and, for films that arrive without a plot, the films product against the poster-only product
@@ -29,7 +31,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
 from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, p_cell, replay_markdown
 from pipeline.evaluation.statistics import holm, paired_bootstrap, seed_std
-from pipeline.models.product import MAIN
+from pipeline.models.product import MAIN, WITHHELD
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
 FILE = "product_predictions.parquet"
@@ -43,6 +45,10 @@ TESTS = [
      "a film without a plot: the films product against the poster-only product"),
     ("films", "product", "poster", "main", "without_plot",
      "a film without a plot: the films product against the poster-only paper's head"),
+    ("films", "withheld", "poster", "product", "with_plot",
+     "a film's synopsis withheld: the films product without it against the poster-only product"),
+    ("films", "withheld", "poster", "main", "with_plot",
+     "a film's synopsis withheld: the films product without it against the poster-only paper's head"),
     ("poster", "product", "poster", "main", "all", "poster only: the product against the paper's head"),
 ]
 
@@ -96,11 +102,15 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
     subsets = {"all": np.ones(len(y), dtype=bool)}
     if has_plot is not None:
         subsets |= {"with_plot": has_plot.to_numpy(), "without_plot": ~has_plot.to_numpy()}
+    # "withheld": the films product on every film with its synopsis withheld (runs that read films)
     preds = {(v, m): [_arrays(f, m, genres) for f in frames]
-             for v, frames in runs.items() for m in ("product", "main")}
+             for v, frames in runs.items() for m in ("product", "main", WITHHELD)
+             if m != WITHHELD or all(f"{WITHHELD}_{genres[0]}" in f.columns for f in frames)}
     rows = []
     for (variant, model), ps in preds.items():
         for subset, keep in subsets.items():
+            if model == WITHHELD and subset == "without_plot":
+                continue  # the same decisions as the product's: those films had no synopsis to withhold
             figs = [measure_predictions(y[keep], p[keep]) for p in ps]
             rows.append({"variant": variant, "model": model, "subset": subset, "posters": int(keep.sum()),
                          "seeds": len(ps),
@@ -123,7 +133,8 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
     if "without_plot" in subsets:
         keep = subsets["without_plot"]
         tags = {g: {"true": int(y[keep, j].sum()),
-                    **{f"{v}/{m}": float(np.mean([p[keep, j].sum() for p in ps])) for (v, m), ps in preds.items()}}
+                    **{f"{v}/{m}": float(np.mean([p[keep, j].sum() for p in ps])) for (v, m), ps in preds.items()
+                       if m != WITHHELD}}
                 for j, g in enumerate(genres)}
     decisions = {v: [sorted(set(f["product_rule"].to_list())) for f in frames] for v, frames in runs.items()}
     return {"n_boot": n_boot, "bootstrap_seed": seed, "test_posters": int(len(y)), "rows": rows, "tests": tests,
@@ -224,6 +235,13 @@ def product_headline(summary: dict[str, Any]) -> list[str]:
             t = _test(summary, "films/product", "films/main", "without_plot")
             line += f"; the paper's head with films there: {_figure(bare_head)} ({_tested(t)})."
             out.append(line)
+        withheld, plotted_poster = (_row(summary, "films", WITHHELD, "with_plot"),
+                                    _row(summary, "poster", "product", "with_plot"))
+        if withheld is not None and plotted_poster is not None:
+            t = _test(summary, f"films/{WITHHELD}", "poster/product", "with_plot")
+            out.append(f"With the synopsis withheld from the {withheld['posters']} test films that have one (what "
+                       f"each would get had it arrived without it), the films product scores {_figure(withheld)}; "
+                       f"the poster-only product on the same films: {_figure(plotted_poster)} ({_tested(t)}).")
     if poster is not None:
         head = _row(summary, "poster", "main", "all")
         t = _test(summary, "poster/product", "poster/main", "all")

@@ -47,6 +47,8 @@ from pipeline.scoring.decisions import (
 PRODUCT_FORMAT = "poster-genres/product@1"
 #: The main pipeline's model (``models/model.pt``) among the candidates.
 MAIN = "main"
+#: The product on films whose plot and metadata were withheld (every film through the poster-only plan).
+WITHHELD = "withheld"
 
 
 @dataclass
