@@ -2,14 +2,10 @@ import socket
 import time
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from pipeline.core.params import DATA_DEFAULTS, parse_group
-from pipeline.data.imdb.polite_http import (
-    FetchError,
-    PoliteClient,
-    Unreachable,
-    parse_retry_after,
-)
+from pipeline.data.imdb.polite_http import FetchError, PoliteClient, Response, Unreachable
 from tests.http_fixture import LocalServer, stall
 
 OK = (200, {"Content-Type": "text/plain"}, b"ok")
@@ -24,7 +20,6 @@ def test_client_settings_come_from_the_params():
     data = parse_group("data", {"rate_limit": 0.5, "concurrency": 3, "timeout": 9.0, "retries": 1, "seed": 5})
     c = PoliteClient.from_params(data)
     assert (c.limiter.interval, c.concurrency, c.timeout, c.retries) == (2.0, 3, 9.0, 1)
-    assert c._rng.random() == PoliteClient(seed=5)._rng.random()  # the backoff jitter's seed
     # the defaults are the params schema's (written once, there)
     d = PoliteClient()
     assert (d.limiter.interval, d.concurrency, d.timeout, d.retries) == (
@@ -133,10 +128,29 @@ def test_unreachable_host_fails_fast():
     assert time.monotonic() - t0 < 10
 
 
-def test_parse_retry_after():
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+def test_retry_after_in_seconds_or_a_date_is_capped_and_garbage_falls_back_to_the_backoff():
+    """urllib3's Retry reads the header (seconds or an HTTP date), capped at max_retry_after; a value it cannot
+    read leaves the wait to the backoff."""
+    import email.utils
+
+    policy = client(max_retry_after=30).retry
+    header = {"Retry-After": email.utils.formatdate(time.time() + 10, usegmt=True)}
+    assert policy.get_retry_after(Response("u", 503, CaseInsensitiveDict(header), b"")) == pytest.approx(10, abs=1.1)
+    assert policy.get_retry_after(Response("u", 503, CaseInsensitiveDict({"retry-after": "7"}), b"")) == 7
+    assert policy.get_retry_after(Response("u", 503, CaseInsensitiveDict({"Retry-After": "86400"}), b"")) == 30
+    with LocalServer() as srv:
+        srv.route("/soon", (503, {"Retry-After": "soon"}, b""), OK)
+        c = client()
+        assert c.get(srv.url + "/soon").content == b"ok" and c.stats["retries"] == 1
+
+
+def test_the_backoff_doubles_from_the_second_retry_and_is_capped():
+    c = client(backoff=1.0, max_backoff=5.0, retries=6)
+    retry, waits = c.retry.new(), []
+    for _ in range(5):
+        retry = retry.increment("GET", "u", response=Response("u", 503, CaseInsensitiveDict(), b""))
+        waits.append(retry.get_backoff_time())
+    assert waits[0] == 0 and 2 <= waits[1] <= 3 and 4 <= waits[2] <= 5 and waits[3] == waits[4] == 5
 
 
 def test_download_streams_to_a_file_with_the_same_retries(tmp_path):

@@ -4,17 +4,19 @@ robots.txt, timeouts, retries with backoff, Retry-After, and bounded redirects.
 Politeness is the default: a descriptive User-Agent, at most ``rate_limit``
 requests per second across all threads (robots.txt fetches included), at most
 ``concurrency`` requests in flight, and nothing fetched that robots.txt
-disallows for our User-Agent. Transient failures (timeouts, connection errors,
-429 and 5xx) are retried up to ``retries`` times with exponential backoff and
-full jitter; a ``Retry-After`` header (seconds or HTTP date) is honoured, capped
-at ``max_retry_after`` so a hostile value cannot stall a scrape for hours.
+disallows for our User-Agent. The retry policy is urllib3's :class:`~urllib3.util.Retry`:
+transient failures (timeouts, connection errors, 429 and 5xx) are retried up to
+``retries`` times with its exponential backoff (``backoff * 2**(n-1)`` seconds
+before the n-th retry, none before the first, plus up to ``backoff`` of jitter,
+at most ``max_backoff``), and a ``Retry-After`` header (seconds or HTTP date) is
+honoured up to ``max_retry_after``, so a hostile value cannot stall a scrape for
+hours. The loop that asks again is ours, not urllib3's, because every attempt
+must pass the rate limiter, a concurrency slot and robots.txt.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import random
 import threading
 import time
 import urllib.robotparser
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util import Retry
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import DATA_DEFAULTS, DataParams
@@ -49,12 +54,16 @@ class Unreachable(PipelineError):
 class Response:
     url: str
     status: int
-    headers: dict[str, str]
+    headers: CaseInsensitiveDict  # what urllib3's Retry reads Retry-After from, by its canonical name
     content: bytes
 
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
+
+    def get_redirect_location(self) -> bool:
+        """What urllib3's Retry asks of a response it counts (redirects never reach it: they are not attempts)."""
+        return False
 
 
 class RateLimiter:
@@ -76,24 +85,10 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 class PoliteClient:
-    """The settings that are ``data`` params (rate_limit, concurrency, timeout, retries, seed) default to
-    the params schema's values (:class:`~pipeline.core.params.DataParams`), written there only; the
-    stage builds its client with :meth:`from_params`."""
+    """The settings that are ``data`` params (rate_limit, concurrency, timeout, retries) default to the params
+    schema's values (:class:`~pipeline.core.params.DataParams`), written there only; the stage builds its
+    client with :meth:`from_params`."""
 
     def __init__(
         self,
@@ -108,32 +103,36 @@ class PoliteClient:
         max_redirects: int = 5,
         max_bytes: int = 20_000_000,
         respect_robots: bool = True,
-        seed: int = DATA_DEFAULTS.seed,
     ):
         self.user_agent = user_agent
         self.limiter = RateLimiter(rate_limit)
         self.concurrency = max(1, concurrency)
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
+        # every count is `total`: a timeout, a refused connection and a 503 are each one of `retries` attempts
+        self.retry = Retry(total=retries, connect=None, read=None, redirect=None, status=None, other=None,
+                           allowed_methods=frozenset({"GET"}), status_forcelist=RETRY_STATUSES,
+                           backoff_factor=backoff, backoff_max=max_backoff, backoff_jitter=backoff,
+                           respect_retry_after_header=True, retry_after_max=max_retry_after,
+                           raise_on_status=False, raise_on_redirect=False)
         self.max_redirects = max_redirects
         self.max_bytes = max_bytes
         self.respect_robots = respect_robots
-        self._rng = random.Random(seed)
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
         self._robots_lock = threading.Lock()
         self._local = threading.local()
         self.stats = {"requests": 0, "retries": 0}
         self._stats_lock = threading.Lock()
 
+    @property
+    def retries(self) -> int:
+        return self.retry.total
+
     @classmethod
     def from_params(cls, data: DataParams) -> PoliteClient:
-        """The client the validated ``data`` params describe (the seed drives the backoff jitter)."""
+        """The client the validated ``data`` params describe."""
         return cls(rate_limit=data.rate_limit, concurrency=data.concurrency, timeout=data.timeout,
-                   retries=data.retries, seed=data.seed)
+                   retries=data.retries)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -169,15 +168,16 @@ class PoliteClient:
                 if size > self.max_bytes:
                     raise FetchError("too_large", url, f"over {self.max_bytes} bytes")
                 chunks.append(chunk)
-            return Response(url, r.status_code, _lower(r.headers), b"".join(chunks))
+            return Response(url, r.status_code, CaseInsensitiveDict(r.headers), b"".join(chunks))
 
-    def _sleep_backoff(self, attempt: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, self.max_retry_after)
-        else:
-            delay = self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
+    def _wait(self, retry: Retry, response: Response | None) -> None:
+        """Before the next attempt: the server's Retry-After (capped), else the policy's backoff."""
+        try:
+            delay = retry.get_retry_after(response) if response is not None else None
+        except InvalidHeader:  # "Retry-After: soon": no usable value, the backoff decides
+            delay = None
         self._count("retries")
-        time.sleep(delay)
+        time.sleep(retry.get_backoff_time() if delay is None else delay)
 
     # -- robots.txt ---------------------------------------------------------------------------
     def allowed(self, url: str) -> bool:
@@ -215,7 +215,7 @@ class PoliteClient:
         and are not attempts.
         """
         seen = [url]
-        attempt = 0
+        retry = self.retry.new()
         while True:
             if check_robots and not self.allowed(url):
                 raise FetchError("robots_disallowed", url)
@@ -226,28 +226,30 @@ class PoliteClient:
                     raise Unreachable(f"{urlsplit(url).netloc} is unreachable (no network?)") from None
                 # a read that stalls mid-body surfaces as a ConnectionError("Read timed out")
                 timed_out = isinstance(err, requests.Timeout) or "timed out" in str(err)
-                if attempt >= self.retries:
+                try:
+                    retry = retry.increment("GET", url, error=err)
+                except MaxRetryError:
                     raise FetchError("timeout" if timed_out else "connection", url) from None
-                retry_after = None
-            else:
-                if r.status in REDIRECT_STATUSES:
-                    target = r.headers.get("location")
-                    if not target:
-                        raise FetchError("bad_redirect", url, "no Location")
-                    url = urljoin(url, target)
-                    if url in seen:
-                        raise FetchError("redirect_loop", seen[0], " -> ".join(seen[-3:] + [url]))
-                    seen.append(url)
-                    if len(seen) > self.max_redirects + 1:
-                        raise FetchError("too_many_redirects", seen[0])
-                    continue
-                if r.status not in RETRY_STATUSES:
-                    return r
-                if attempt >= self.retries:
-                    raise FetchError(f"http_{r.status}", url)
-                retry_after = parse_retry_after(r.headers.get("retry-after"))
-            self._sleep_backoff(attempt, retry_after)
-            attempt += 1
+                self._wait(retry, None)
+                continue
+            if r.status in REDIRECT_STATUSES:
+                target = r.headers.get("location")
+                if not target:
+                    raise FetchError("bad_redirect", url, "no Location")
+                url = urljoin(url, target)
+                if url in seen:
+                    raise FetchError("redirect_loop", seen[0], " -> ".join(seen[-3:] + [url]))
+                seen.append(url)
+                if len(seen) > self.max_redirects + 1:
+                    raise FetchError("too_many_redirects", seen[0])
+                continue
+            if not retry.is_retry("GET", r.status, "retry-after" in r.headers):
+                return r
+            try:
+                retry = retry.increment("GET", url, response=r)
+            except MaxRetryError:
+                raise FetchError(f"http_{r.status}", url) from None
+            self._wait(retry, r)
 
     # -- public -------------------------------------------------------------------------------
     def get(self, url: str) -> Response:
@@ -271,21 +273,17 @@ class PoliteClient:
             nonlocal written
             with self._send(u, follow_redirects=True) as r:
                 if r.status_code in RETRY_STATUSES:  # the body is dropped; _retrying waits and asks again
-                    return Response(u, r.status_code, _lower(r.headers), b"")
+                    return Response(u, r.status_code, CaseInsensitiveDict(r.headers), b"")
                 if not 200 <= r.status_code < 300:
                     raise FetchError(f"http_{r.status_code}", u)
                 with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                     for block in r.raw.stream(chunk, decode_content=False):
                         fh.write(block)
                         written += len(block)
-                return Response(u, r.status_code, _lower(r.headers), b"")
+                return Response(u, r.status_code, CaseInsensitiveDict(r.headers), b"")
 
         self._retrying(url, once)
         return written
-
-
-def _lower(headers) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
 
 
 def _dns_failure(err: Exception) -> bool:
