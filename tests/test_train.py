@@ -6,7 +6,7 @@ import torch
 from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
-from pipeline.models.datasets import Dataset, build_datasets, feature_dims, predict_scores
+from pipeline.models.datasets import Dataset, StoredTensor, build_datasets, feature_dims, predict_scores
 from pipeline.models.early_stopping import replay_early_stopping
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.train import attach_decisions, epoch_batches, train_head
@@ -295,3 +295,47 @@ def test_only_heads_reading_text_tokens_group_batches_by_text_length(data, monke
                        TrainParams(epochs=1, group_by_length=False), LossParams()).checkpoint
         for k in a["state_dict"]:
             assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_token_arrays_read_per_batch_from_the_store_train_the_same_bytes_as_in_memory(data, tmp_path):
+    """The feature file's token arrays stay on disk and are read per batch (any order, repeats): the values,
+    the batches and so the trained checkpoint are those of the arrays held in memory."""
+    from pipeline.features.store import StoredArray, load_features, write_features
+
+    datasets, dims, _ = data
+    train = datasets["train"]
+    tokens = train.tensors["image_tokens"].numpy()
+    keys = [f"r{i}" for i in range(len(tokens))]
+    write_features(tmp_path / "t.h5", tmp_path / "t.parquet", keys,
+                   {"tokens": tokens, "pooled": tokens.mean(1)}, {"x": 1})
+    stored = load_features(tmp_path / "t.h5", tmp_path / "t.parquet")
+    assert isinstance(stored.arrays["tokens"], StoredArray) and isinstance(stored.arrays["pooled"], np.ndarray)
+    idx = np.array([7, 3, 3, 39, 0])
+    np.testing.assert_array_equal(stored.arrays["tokens"][idx], tokens[idx])
+    np.testing.assert_array_equal(stored.arrays["tokens"].take(idx[::-1])[np.array([0, 4])], tokens[[0, 7]])
+    assert stored.arrays["tokens"][np.array([], dtype=np.int64)].shape == (0, *tokens.shape[1:])
+    assert not isinstance(load_features(tmp_path / "t.h5", tmp_path / "t.parquet", in_memory=True)
+                          .arrays["tokens"], StoredArray)
+
+    # the same datasets with every token array read from a store: the same checkpoint, byte for byte
+    def streamed(data_set):
+        out = {}
+        for name, tensor in data_set.tensors.items():
+            if tensor.dim() == 3:
+                path = tmp_path / f"{name}-{len(data_set)}-{id(data_set)}"
+                write_features(path.with_suffix(".h5"), path.with_suffix(".parquet"), data_set.keys,
+                               {"tokens": tensor.numpy()}, {"x": 1})
+                array = load_features(path.with_suffix(".h5"), path.with_suffix(".parquet")).arrays["tokens"]
+                out[name] = StoredTensor(array)
+            else:
+                out[name] = tensor
+        return Dataset(data_set.keys, data_set.imdb_ids, out, data_set.labels)
+
+    args = (dims, GENRES, FusionParams(dim=16, heads=4), TrainParams(epochs=2), LossParams())
+    in_memory = train_head(datasets, *args)
+    from_store = train_head({k: streamed(v) for k, v in datasets.items()}, *args)
+    assert isinstance(streamed(train).tensors["image_tokens"], StoredTensor)
+    save_checkpoint(in_memory.checkpoint, tmp_path / "a.pt")
+    save_checkpoint(from_store.checkpoint, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert in_memory.curve == from_store.curve

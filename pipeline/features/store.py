@@ -11,6 +11,10 @@ Layout of one feature file pair (``features/image.h5`` + ``features/image.parque
 Image features are cached by poster sha256; text features by the sha256 of the
 embedded text itself, so posters that read the same (or OCR settings that read
 the same) share an embedding, and changing OCR re-embeds only changed texts.
+
+Reading: the per-token arrays (3-D, ``tokens``: 49 x 1280 float16 per poster for the image, 125 KB) stay in
+the file and are read per batch (:class:`StoredArray`), so a head's memory grows with its batch, not with
+the catalogue; the per-poster vectors (pooled, mask, has_text: a few KB) are read into memory.
 """
 
 from __future__ import annotations
@@ -49,10 +53,52 @@ class FeatureError(PipelineError):
     pass
 
 
+class StoredArray:
+    """Rows of one HDF5 array read on demand from its open file: ``a[idx]`` reads the rows ``idx`` (any order,
+    repeats allowed) and returns them as numpy, the same values a full read would hold; ``a.take(idx)`` is a
+    view on those rows that reads nothing yet. h5py reads rows in increasing order, so a batch is read
+    sorted and put back in its order."""
+
+    def __init__(self, dataset: h5py.Dataset, rows: np.ndarray | None = None):
+        self.dataset = dataset
+        self.rows = np.arange(dataset.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.dataset.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.dataset.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.dataset.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, idx) -> StoredArray:
+        return StoredArray(self.dataset, self.rows[np.asarray(idx, dtype=np.int64)])
+
+    def __getitem__(self, idx) -> np.ndarray:
+        wanted = self.rows[np.asarray(idx, dtype=np.int64)]
+        if wanted.ndim != 1:
+            raise IndexError("a StoredArray is read by a 1-D array of rows")
+        if not len(wanted):
+            return np.empty(self.shape[:0] + (0, *self.shape[1:]), dtype=self.dtype)
+        unique, back = np.unique(wanted, return_inverse=True)
+        return self.dataset[unique][back]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(len(self))]
+        return out if dtype is None else out.astype(dtype)
+
+
 @dataclass
 class FeatureSet:
     keys: list[str]
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray | StoredArray]
     identity: dict[str, Any]
     index: pl.DataFrame | None
 
@@ -280,16 +326,21 @@ def write_features(
     write_parquet(index_path, index)
 
 
-def load_features(h5_path: str | Path, index_path: str | Path, names: list[str] | None = None) -> FeatureSet:
-    """Read a feature pair fully into memory (float16 arrays stay float16)."""
+def load_features(h5_path: str | Path, index_path: str | Path, names: list[str] | None = None,
+                  in_memory: bool = False) -> FeatureSet:
+    """A feature pair: the per-poster arrays read into memory, the per-token (3-D) arrays left in the file and
+    read per batch (:class:`StoredArray`; ``in_memory``: read them too). float16 arrays stay float16."""
     h5_path, index_path = Path(h5_path), Path(index_path)
     for p in (h5_path, index_path):
         if not p.exists():
             raise FeatureError(f"{p}: not found; run the embed stages first (dvc repro)")
     index = pl.read_parquet(index_path)
-    with h5py.File(h5_path, "r") as f:
-        identity = json.loads(f.attrs["identity"])
-        arrays = {n: f[n][()] for n in (names or list(f.keys()))}
+    # kept open while the arrays are read (closed when the last StoredArray goes); a stage that rewrites the
+    # file replaces it atomically, so an open handle keeps reading the version it opened
+    f = h5py.File(h5_path, "r")
+    identity = json.loads(f.attrs["identity"])
+    arrays = {n: StoredArray(f[n]) if f[n].ndim == 3 and not in_memory else f[n][()]
+              for n in (names or list(f.keys()))}
     keys = index.sort("row")["key"].to_list()
     if any(len(a) != len(keys) for a in arrays.values()):
         raise FeatureError(f"{h5_path} and {index_path} disagree on the number of rows; re-run the stage")

@@ -22,7 +22,7 @@ from pipeline.core.io import read_parquet
 from pipeline.data.films import SCHEMA as FILMS_SCHEMA
 from pipeline.data.labels import label_matrix
 from pipeline.features.metadata import fit_metadata, metadata_matrix
-from pipeline.features.store import FeatureSet, load_feature_pair, load_features
+from pipeline.features.store import FeatureSet, StoredArray, load_feature_pair, load_features
 from pipeline.scoring.decisions import POSTER_ONLY, WITH_PLOT
 
 
@@ -102,13 +102,39 @@ def hide_films(data: Dataset, spec: dict | None) -> Dataset:
     return Dataset(data.keys, data.imdb_ids, tensors, data.labels)
 
 
+class StoredTensor:
+    """Rows of a stored array (:class:`~pipeline.features.store.StoredArray`) as torch tensors, read when a batch
+    asks for them: what :meth:`Dataset.batch` indexes like an in-memory tensor."""
+
+    def __init__(self, array: StoredArray):
+        self.array = array
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.array.shape)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.array[np.asarray(idx)])
+
+
+def _rows_of(array: np.ndarray | StoredArray, rows: np.ndarray) -> torch.Tensor | StoredTensor:
+    """``rows`` of a feature array: in memory when it is, else a view read per batch."""
+    if isinstance(array, StoredArray):
+        return StoredTensor(array.take(rows))
+    return torch.from_numpy(array[rows])
+
+
 def feature_tensors(image: FeatureSet, text: FeatureSet, keys: list[str]) -> dict[str, torch.Tensor]:
-    """Head inputs for ``keys`` (float16 kept in memory; the head casts per batch)."""
+    """Head inputs for ``keys`` (float16, cast by the head per batch); the token arrays stay in the feature file
+    and are read per batch."""
     ri, rt = image.rows(keys), text.rows(keys)
     return {
-        "image_tokens": torch.from_numpy(image.arrays["tokens"][ri]),
+        "image_tokens": _rows_of(image.arrays["tokens"], ri),
         "image_pooled": torch.from_numpy(image.arrays["pooled"][ri]),
-        "text_tokens": torch.from_numpy(text.arrays["tokens"][rt]),
+        "text_tokens": _rows_of(text.arrays["tokens"], rt),
         "text_mask": torch.from_numpy(text.arrays["mask"][rt]),
         "text_pooled": torch.from_numpy(text.arrays["pooled"][rt]),
         "has_text": torch.from_numpy(text.arrays["has_text"][rt]),
