@@ -74,3 +74,21 @@ def test_review_benchmark_writes_a_page_and_opens_it_lazily_and_eagerly(posters_
     assert report["open"]["lazy"]["images_decoded_at_load"] < 12  # lazy: only those near the viewport
     assert report["open"]["lazy"]["console_errors"] == 0 and 0 < report["open"]["lazy"]["shown_after_filter"] < 12
     assert "| write the page (thumbnails + HTML) | 12 |" in proc.stdout
+
+
+def test_store_benchmark_trains_an_epoch_from_the_file_under_a_memory_limit(tmp_path):
+    from tests.conftest import ROOT
+
+    out = tmp_path / "store.json"
+    args = ["--posters", "400", "--limit-gb", "3.5", "--threads", "1", "--workdir", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_store.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    stream, memory = report["runs"]
+    assert stream["mode"] == "stream" and stream["ok"] and stream["train_posters"] == 320
+    assert report["store"]["bytes_per_poster"] > 190_000  # 49 x 1280 + 77 x 384 float16 tokens, and the rest
+    # streamed, a poster costs its pooled vectors and masks; read into memory, its tokens too
+    assert report["kb_per_1000_posters"]["stream"] * 40 < report["kb_per_1000_posters"]["memory"]
+    assert memory["mode"] == "memory" and memory["ok"]  # 400 posters fit under 3.5 GiB either way
+    assert list(tmp_path.iterdir()) == [out]  # the store is built in a temporary folder and removed
