@@ -125,6 +125,28 @@ def child(folder: Path, limit_gb: float, mode: str, threads: int) -> dict:
     return out
 
 
+def markdown(report: dict) -> str:
+    """docs/performance.md's table: each way of reading the store under the same limit."""
+    store, gib = report["store"], 2**30
+    lines = [f"Store: {store['posters']:,} posters, {store['store_bytes'] / gib:.2f} GiB "
+             f"({store['bytes_per_poster'] / 1024:.0f} KiB a poster); data limit {report['limit_bytes'] / gib:.1f} GiB "
+             f"(the store is {report['store_over_limit']:.1f} times the limit).", "",
+             "| token arrays | one epoch (train posters) | posters/s | peak resident memory | held in memory per "
+             "1,000 posters |", "|---|---|---|---|---|"]
+    per_1000 = report.get("kb_per_1000_posters", {})
+    for run in report["runs"]:
+        held = f"{per_1000[run['mode']] / 1024:.1f} MiB" if run["mode"] in per_1000 else ""
+        how = "read per batch from the file" if run["mode"] == "stream" else "read into memory"
+        if run.get("ok"):
+            lines.append(f"| {how} | {run['epoch_seconds']:.1f} s ({run['train_posters']:,}) | "
+                         f"{run['posters_per_second']:.1f} | {run['peak_rss_kb'] / 1024**2:.2f} GiB | {held} |")
+        else:
+            lines.append(f"| {how} | refused: {run['error'].split(' for an array')[0]} | | "
+                         f"{run['peak_rss_kb'] / 1024**2:.2f} GiB | {held} |" if "peak_rss_kb" in run else
+                         f"| {how} | refused: {run['error']} | | | {held} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posters", type=int, default=20000, help="synthetic posters in the store")
@@ -169,6 +191,7 @@ def main() -> None:
                                          "memory": round((stream["held_bytes_per_poster"] + store["bytes_per_poster"])
                                                          * 1000 / 1024, 1)}
     print(json.dumps(report, indent=2))
+    print(markdown(report))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

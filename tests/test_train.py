@@ -339,3 +339,31 @@ def test_token_arrays_read_per_batch_from_the_store_train_the_same_bytes_as_in_m
     save_checkpoint(from_store.checkpoint, tmp_path / "b.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     assert in_memory.curve == from_store.curve
+
+
+def test_bfloat16_training_steps_are_deterministic_and_near_float32(data, tmp_path):
+    """train.precision bfloat16 autocasts the training steps only: run to run the same bytes, a different model
+    from float32's, validation loss of the same order; the weights stay float32."""
+    datasets, dims, _ = data
+    args = (datasets, dims, GENRES, FusionParams(dim=16, heads=4))
+    f32 = train_head(*args, TrainParams(epochs=3), LossParams())
+    a = train_head(*args, TrainParams(epochs=3, precision="bfloat16"), LossParams())
+    b = train_head(*args, TrainParams(epochs=3, precision="bfloat16"), LossParams())
+    for name, result in (("a", a), ("b", b), ("f32", f32)):
+        save_checkpoint(result.checkpoint, tmp_path / f"{name}.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert (tmp_path / "a.pt").read_bytes() != (tmp_path / "f32.pt").read_bytes()
+    assert all(v.dtype == torch.float32 for v in a.checkpoint["state_dict"].values() if v.is_floating_point())
+    assert abs(a.curve[-1].val_loss - f32.curve[-1].val_loss) < 0.2 * f32.curve[-1].val_loss
+
+
+@pytest.mark.slow  # inductor compiles C++ for the head (about 45 s on two cores)
+def test_compiled_training_steps_train_the_same_model_within_rounding(data):
+    datasets, dims, _ = data
+    args = (datasets, dims, GENRES, FusionParams(dim=16, heads=4))
+    eager = train_head(*args, TrainParams(epochs=2), LossParams())
+    compiled = train_head(*args, TrainParams(epochs=2, compile=True), LossParams())
+    assert list(compiled.checkpoint["state_dict"]) == list(eager.checkpoint["state_dict"])  # no _orig_mod. keys
+    for name, weights in eager.checkpoint["state_dict"].items():
+        torch.testing.assert_close(compiled.checkpoint["state_dict"][name], weights, atol=1e-2, rtol=0)
+    assert abs(compiled.curve[-1].val_loss - eager.curve[-1].val_loss) < 1e-3

@@ -307,6 +307,12 @@ class TrainParams(_Group):
     #: Share of training films whose plot is hidden in each batch (as if the catalogue had none), so a
     #: model that reads plots also learns to predict without one. Films without a plot are hidden anyway.
     plot_dropout: float = Field(default=0.0, ge=0, lt=1)
+    #: Arithmetic of the training steps: ``float32``, or ``bfloat16`` autocast (matrix products in bfloat16 on
+    #: CPUs with AVX512-BF16/AMX and on CUDA; the weights, the optimiser, the loss and every validation,
+    #: evaluation and prediction pass stay float32). docs/performance.md says what each costs and gives.
+    precision: Literal["float32", "bfloat16"] = "float32"
+    #: ``torch.compile`` the head for its training steps (the first steps of each new batch shape compile).
+    compile: bool = False
 
 
 class LossParams(_Group):

@@ -132,6 +132,9 @@ def train_head(
     if not getattr(model, "trainable", True):
         return _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=train.lr, betas=tuple(train.betas), eps=train.eps)
+    # the compiled module shares the model's parameters: it takes the training steps, the model itself the
+    # validation passes and the checkpoint (its state_dict keys stay the model's own)
+    step_model = torch.compile(model, dynamic=True) if train.compile else model
     gen = torch.Generator().manual_seed(train.seed)
     tr, va = datasets["train"], datasets["val"]
 
@@ -156,7 +159,7 @@ def train_head(
                 if hide_plots:  # as if the catalogue had no synopsis for these films
                     hidden = torch.rand(len(idx), generator=hide_gen) < train.plot_dropout
                     feats["has_plot"] = feats["has_plot"] & ~hidden.to(device)
-                batch_loss = batch_training_loss(model, feats, y, loss_fn)
+                batch_loss = batch_training_loss(step_model, feats, y, loss_fn, train.precision)
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 opt.step()
@@ -228,11 +231,17 @@ def oversampling_weights(labels: torch.Tensor) -> torch.Tensor:
     return inv.max(dim=1).values.clamp(min=1.0 / len(labels))
 
 
-def batch_training_loss(model, feats, y, loss_fn):
-    """The head's own training loss when it has one (multi-task heads), else loss on its logits."""
-    if hasattr(model, "training_loss"):
-        return model.training_loss(feats, y, loss_fn)
-    return loss_fn(model(feats), y)
+def batch_training_loss(model, feats, y, loss_fn, precision: str = "float32"):
+    """The head's own training loss when it has one (multi-task heads), else loss on its logits. With
+    ``precision`` bfloat16 the forward pass runs under autocast and the loss reads float32 logits."""
+    def float_loss(logits, targets):
+        return loss_fn(logits.float(), targets)
+
+    with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        if hasattr(model, "training_loss"):
+            return model.training_loss(feats, y, float_loss)
+        logits = model(feats)
+    return float_loss(logits, y)
 
 
 def _fit_untrainable(model, datasets, config, genres, loss_fn, device, on_epoch=None) -> TrainResult:
