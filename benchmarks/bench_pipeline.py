@@ -15,6 +15,15 @@ fresh, empty feature cache, in one run:
 
     python benchmarks/bench_pipeline.py --posters ../shared/posters --n 64 --k 8 --out benchmarks/pipeline.json
 
+With ``--epochs-of RUN`` (a workspace after ``dvc repro``: its ``features/``, ``data/posters.parquet`` and
+``data/split.parquet``) it measures instead the paper's head's epoch on those features, one row per
+alternative (``EPOCH_ALTERNATIVES``: the default, one torch thread, the token arrays read into memory,
+bfloat16 autocast, torch.compile), each trained ``--epochs`` epochs from the same seed: seconds per epoch
+(the first apart: compile pays there), the validation loss and macro F1 at 0.5 after the last epoch, and
+whether the checkpoint is the default's bytes.
+
+    python benchmarks/bench_pipeline.py --epochs-of /path/to/run --epochs 2 --out benchmarks/epoch.json
+
 Numbers depend on the machine and on what else runs; the report records the
 CPU count and torch threads next to them.
 """
@@ -109,6 +118,69 @@ def image_runtimes(encoder, posters, batch_size: int, workdir: Path) -> list[dic
     return rows
 
 
+#: name -> (TrainParams overrides, torch threads, token arrays read into memory)
+EPOCH_ALTERNATIVES = {
+    "default (float32, 2 threads, tokens read per batch)": ({}, 2, False),
+    "1 torch thread": ({}, 1, False),
+    "token arrays in memory": ({}, 2, True),
+    "train.precision bfloat16": ({"precision": "bfloat16"}, 2, False),
+    "train.compile": ({"compile": True}, 2, False),
+}
+
+
+def epoch_alternatives(run: Path, epochs: int) -> list[dict]:
+    """The paper's head trained ``epochs`` epochs on a run's features, once per :data:`EPOCH_ALTERNATIVES`."""
+    import numpy as np
+    import torch
+
+    from pipeline.core.io import read_parquet
+    from pipeline.core.params import PAPER_GENRES, FusionParams, LossParams, TrainParams
+    from pipeline.features.store import load_features
+    from pipeline.models.checkpoint import head_from_checkpoint, save_checkpoint
+    from pipeline.models.datasets import build_datasets, feature_dims, predict_scores
+    from pipeline.models.train import train_head
+    from pipeline.scoring.thresholds import measure_predictions
+
+    posters, split = read_parquet(run / "data" / "posters.parquet"), read_parquet(run / "data" / "split.parquet")
+    rows, reference = [], None
+    for name, (overrides, threads, in_memory) in EPOCH_ALTERNATIVES.items():
+        torch.set_num_threads(threads)
+        image, text = (load_features(run / "features" / f"{k}.h5", run / "features" / f"{k}.parquet",
+                                     in_memory=in_memory) for k in ("image", "text"))
+        data, _ = build_datasets(posters, split, image, text, list(PAPER_GENRES))
+        times: list[float] = []
+        t0 = time.perf_counter()
+        result = train_head(data, feature_dims(image, text), list(PAPER_GENRES), FusionParams(),
+                            TrainParams(epochs=epochs, patience=epochs, **overrides), LossParams(),
+                            on_epoch=lambda record, model, scores, times=times: times.append(time.perf_counter()))
+        epoch_seconds = [b - a for a, b in zip([t0, *times], times)]
+        val = data["val"]
+        scores = predict_scores(head_from_checkpoint(result.checkpoint, "cpu"), val, torch.device("cpu"))
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(result.checkpoint, Path(tmp) / "head.pt")
+            written = (Path(tmp) / "head.pt").read_bytes()
+        reference = reference or written
+        f1_macro = measure_predictions(val.labels.numpy(), scores >= 0.5)["f1_macro"]
+        rows.append({"alternative": name, "threads": threads, "epochs": epochs, "posters": len(data["train"]),
+                     "first_epoch_seconds": round(epoch_seconds[0], 1),
+                     "later_epoch_seconds": round(float(np.mean(epoch_seconds[1:])), 1) if epochs > 1 else None,
+                     "val_loss": result.curve[-1].val_loss,
+                     "val_f1_macro_at_0.5": round(f1_macro, 4), "same_checkpoint_as_default": written == reference})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown_epochs(report: dict) -> str:
+    """docs/performance.md's table of the epoch alternatives."""
+    lines = ["| alternative | first epoch (s) | later epochs (s) | validation loss | validation macro F1 at 0.5 | "
+             "same checkpoint as the default |", "|---|---|---|---|---|---|"]
+    for r in report["epochs"]:
+        later = "" if r["later_epoch_seconds"] is None else f"{r['later_epoch_seconds']:.1f}"
+        lines.append(f"| {r['alternative']} | {r['first_epoch_seconds']:.1f} | {later} | {r['val_loss']:.5f} | "
+                     f"{100 * r['val_f1_macro_at_0.5']:.2f} | {'yes' if r['same_checkpoint_as_default'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posters", default="../shared/posters", help="poster folder (labels.csv + images)")
@@ -117,7 +189,19 @@ def main() -> None:
     ap.add_argument("--encoder", default="offline", help="encoder.name (offline needs no download)")
     ap.add_argument("--ocr", nargs="*", default=OCR_ALTERNATIVES, help="OCR alternatives (rows of bench_ocr.py)")
     ap.add_argument("--out", default=None, help="write the report as JSON here")
+    ap.add_argument("--epochs-of", default=None, type=Path,
+                    help="a workspace after dvc repro: measure the paper's head's epoch alternatives on its features")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per alternative (with --epochs-of)")
     args = ap.parse_args()
+    if args.epochs_of:
+        import torch
+
+        report = {"cpus": os.cpu_count(), "run": str(args.epochs_of), "cuda": torch.cuda.is_available(),
+                  "epochs": epoch_alternatives(args.epochs_of, args.epochs)}
+        print(markdown_epochs(report))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        return
 
     cache_root = tempfile.mkdtemp(prefix="bench-cache-")
     os.environ["POSTER_GENRES_CACHE"] = cache_root

@@ -92,3 +92,25 @@ def test_store_benchmark_trains_an_epoch_from_the_file_under_a_memory_limit(tmp_
     assert report["kb_per_1000_posters"]["stream"] * 40 < report["kb_per_1000_posters"]["memory"]
     assert memory["mode"] == "memory" and memory["ok"]  # 400 posters fit under 3.5 GiB either way
     assert list(tmp_path.iterdir()) == [out]  # the store is built in a temporary folder and removed
+
+
+def test_epoch_alternatives_train_the_paper_head_on_a_workspace_features(tmp_path):
+    """bench_pipeline.py --epochs-of: each alternative on the same features (a synthetic store here), the
+    default's checkpoint the reference; in memory or per batch, the same bytes."""
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_store import build_store
+
+    build_store(tmp_path / "run", 160)
+    out = tmp_path / "epoch.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--epochs-of",
+                           str(tmp_path / "run"), "--epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["alternative"].split(" (")[0]: r for r in json.loads(out.read_text())["epochs"]}
+    assert set(rows) == {"default", "1 torch thread", "token arrays in memory", "train.precision bfloat16",
+                         "train.compile"}
+    assert all(rows[r]["same_checkpoint_as_default"] for r in ("default", "token arrays in memory"))
+    assert not rows["train.precision bfloat16"]["same_checkpoint_as_default"]
+    assert all(r["later_epoch_seconds"] > 0 and r["val_loss"] > 0 for r in rows.values())
