@@ -290,16 +290,17 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     # the early-stopping replay; a candidate whose loss falls again after two stale epochs needs patience 3
     for k in (0, 1, 2):
         run = tmp_path / "films" / f"seed{k}"
-        (run / "val_loss.tsv").write_text("step\tloss\n1\t0.5\n2\t0.4\n3\t0.45\n4\t0.5\n")
+        (run / "val_loss.tsv").write_text("step\tloss\n1\t0.5\n2\t0.4\n3\t0.45\n4\t0.5\n5\t0.55\n")
         (run / "product_metrics.json").write_text(json.dumps(
-            {"plans": {}, "training": {"late": {"val_loss": [0.9, 0.8, 0.85, 0.86, 0.7, 0.75]}}}))
+            {"plans": {}, "training": {"late": {"val_loss": [0.9, 0.8, 0.85, 0.86, 0.7, 0.75, 0.76, 0.77]}}}))
     curves = load_training_curves(tmp_path)
-    assert len(curves) == 6 and curves[0] == ("films/main", [0.5, 0.4, 0.45, 0.5])
+    assert len(curves) == 6 and curves[0] == ("films/main", [0.5, 0.4, 0.45, 0.5, 0.55])
     summary["early_stopping"] = replay_table(curves)
     by_patience = {r["patience"]: r for r in summary["early_stopping"]}
     assert by_patience[2]["kept"] == 3 and by_patience[2]["moved"] == ["films/late"]
-    assert by_patience[3]["kept"] == 6 and by_patience[3]["epochs"] == 3 * 4 + 3 * 6
-    assert "| 3 | 6 of 6 | 30 |" in product_markdown(summary)
+    assert by_patience[3]["kept"] == 6 and by_patience[3]["epochs"] == 3 * 5 + 3 * 8
+    assert 4 not in by_patience  # recorded with patience 3: what 4 would do is past every curve's end
+    assert "| 3 | 6 of 6 | 39 |" in product_markdown(summary)
     # runs on other test posters cannot be paired
     other = tmp_path / "other"
     _prediction_frames(other, "films", [0], rng, with_plot[:60], 0.9)

@@ -42,17 +42,23 @@ PATIENCES = (1, 2, 3, 4, 5, 6, 8, 10)
 
 
 def replay_table(curves: list[tuple[str, list[float]]], patiences=PATIENCES) -> list[dict]:
-    """Each patience replayed on every recorded run (``(method, validation loss per epoch)``): how many runs keep
+    """Each patience replayed on the recorded runs (``(method, validation loss per epoch)``): how many runs keep
     their recorded best epoch (and so their checkpoint, byte for byte, and every figure made from it), the
-    epochs all runs would take, and the methods with a run that would stop before its best epoch."""
+    epochs they would take, and the methods with a run that would stop before its best epoch.
+
+    A run enters a patience's row only if its curve runs at least that many epochs past its best (it was
+    recorded with that patience or more): past the end of its record a replay cannot say when it would have
+    stopped, nor whether the loss would have fallen again. A patience no run was recorded with has no row."""
     recorded = [replay_early_stopping(curve, len(curve) + 1)[0] for _, curve in curves]
     rows = []
     for patience in patiences:
-        replays = [replay_early_stopping(curve, patience) for _, curve in curves]
-        rows.append({"patience": patience, "runs": len(curves),
-                     "kept": sum(best == rec for (best, _), rec in zip(replays, recorded)),
-                     "epochs": sum(ran for _, ran in replays), "epochs_recorded": sum(len(c) for _, c in curves),
-                     "moved": sorted({name for (name, _), (best, _), rec in zip(curves, replays, recorded)
-                                      if best != rec})})
+        runs = [(name, curve, rec) for (name, curve), rec in zip(curves, recorded) if len(curve) - rec >= patience]
+        if not runs:
+            continue
+        replays = [replay_early_stopping(curve, patience) for _, curve, _ in runs]
+        rows.append({"patience": patience, "runs": len(runs),
+                     "kept": sum(best == rec for (best, _), (_, _, rec) in zip(replays, runs)),
+                     "epochs": sum(ran for _, ran in replays), "epochs_recorded": sum(len(c) for _, c, _ in runs),
+                     "moved": sorted({name for (name, _, rec), (best, _) in zip(runs, replays) if best != rec})})
     return rows
 
