@@ -26,6 +26,7 @@ TABLES = [
     ("bench_executors.py", "executors.json", ["markdown", "markdown_catalogue"]),
     ("bench_plots.py", "plots.json", ["markdown"]),
     ("bench_review.py", "review.json", ["markdown"]),
+    ("bench_store.py", "store.json", ["markdown"]),
 ]
 
 

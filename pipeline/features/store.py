@@ -56,8 +56,7 @@ class FeatureError(PipelineError):
 class StoredArray:
     """Rows of one HDF5 array read on demand from its open file: ``a[idx]`` reads the rows ``idx`` (any order,
     repeats allowed) and returns them as numpy, the same values a full read would hold; ``a.take(idx)`` is a
-    view on those rows that reads nothing yet. h5py reads rows in increasing order, so a batch is read
-    sorted and put back in its order."""
+    view on those rows that reads nothing yet."""
 
     def __init__(self, dataset: h5py.Dataset, rows: np.ndarray | None = None):
         self.dataset = dataset
@@ -85,10 +84,12 @@ class StoredArray:
         wanted = self.rows[np.asarray(idx, dtype=np.int64)]
         if wanted.ndim != 1:
             raise IndexError("a StoredArray is read by a 1-D array of rows")
-        if not len(wanted):
-            return np.empty(self.shape[:0] + (0, *self.shape[1:]), dtype=self.dtype)
-        unique, back = np.unique(wanted, return_inverse=True)
-        return self.dataset[unique][back]
+        out = np.empty((len(wanted), *self.dataset.shape[1:]), dtype=self.dtype)
+        # one read per row: h5py's fancy indexing builds a point selection that costs ~80 ms for a batch of 32
+        # image-token rows, a row at a time ~1 ms (each row is contiguous inside its chunk)
+        for i, row in enumerate(wanted.tolist()):
+            out[i] = self.dataset[row]
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[np.arange(len(self))]
