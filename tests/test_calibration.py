@@ -174,10 +174,15 @@ def test_fit_uses_only_validation_and_is_byte_identical(method):
     assert first["method"] == method and list(first["genres"]) == genres
     assert first["genres"]["c"] == {"scale": 1.0, "bias": 0.0}
     assert first["genres"]["a"] != {"scale": 1.0, "bias": 0.0}
-    # the fit has no access to test data; whatever test looks like, the checkpoint is the same
+    # calibration_figures is the one calibration function that reads test (to report ECE there): it leaves the
+    # validation arrays as they were, so a fit after it is the same (that nothing fitted reads test at all is
+    # held where the data is split: test_the_product_is_chosen_on_validation_and_never_reads_test)
+    y_before, s_before = y_val.copy(), s_val.copy()
     for seed in (8, 9):
         y_test, s_test = _synthetic(seed, 1_000, [lambda z: -z] * 3, [lambda z: 5 * z] * 3)
         cal.calibration_figures(y_val, s_val, y_test, s_test, genres)
+        np.testing.assert_array_equal(y_val, y_before)
+        np.testing.assert_array_equal(s_val, s_before)
         assert json.dumps(cal.fit_calibration(method, y_val, s_val, genres)) == json.dumps(first)
     # stored floats have at most 10 significant digits
     for params in first["genres"].values():

@@ -260,13 +260,36 @@ def _tiny_film_datasets(n=40):
 
 @pytest.mark.parametrize("method", ["plot", "metadata", "image-plot", "image-plot-dropout", "visio-textual",
                                     "moviescope", "ours-plot", "ours-films"])
-def test_each_film_method_trains_on_a_tiny_set_as_its_paper_says(method):
+def test_each_film_method_trains_on_a_tiny_set_as_its_paper_says(method, monkeypatch):
     from pipeline.core.params import FusionParams, LossParams, TrainParams
     from pipeline.evaluation.methods import method_fusion, method_training
+    from pipeline.models import train as training
     from pipeline.models.checkpoint import head_from_checkpoint, modalities
     from pipeline.models.datasets import feature_dims, predict_scores
     from pipeline.models.train import train_head
 
+    # the recipe each paper trains with, seen where training applies it: the loss it builds, whether it draws
+    # rare-genre posters more often, the share of plots it hides
+    recipe = {"visio-textual": ("soft_f1", True, 0.0), "moviescope": ("weighted_bce", False, 0.0),
+              "image-plot-dropout": ("asymmetric", False, 0.25)}.get(method, ("asymmetric", False, 0.0))
+    applied = {"oversampled": False, "hidden": 0}
+    make_loss, weights, rand = training.make_loss, training.oversampling_weights, torch.rand
+
+    def spy_loss(loss, labels):
+        applied["loss"] = loss.name
+        return make_loss(loss, labels)
+
+    def spy_weights(labels):
+        applied["oversampled"] = True
+        return weights(labels)
+
+    def spy_rand(*args, **kwargs):  # plot dropout's draw: the only torch.rand of a training step
+        applied["hidden"] += 1
+        return rand(*args, **kwargs)
+
+    monkeypatch.setattr(training, "make_loss", spy_loss)
+    monkeypatch.setattr(training, "oversampling_weights", spy_weights)
+    monkeypatch.setattr(training.torch, "rand", spy_rand)
     data, info, genres = _tiny_film_datasets()
     fusion = FusionParams(**method_fusion(method, FusionParams(dim=16, heads=4).model_dump()))
     train, loss = method_training(method, TrainParams(epochs=2, batch_size=8).model_dump(), LossParams().model_dump())
@@ -280,6 +303,9 @@ def test_each_film_method_trains_on_a_tiny_set_as_its_paper_says(method):
     scores = predict_scores(head, data["test"], torch.device("cpu"))
     assert scores.shape == (5, 2) and np.isfinite(scores).all()
     assert result.summary.epochs_run == 2
+    monkeypatch.undo()
+    assert (applied["loss"], applied["oversampled"], train["plot_dropout"]) == recipe
+    assert (applied["hidden"] > 0) == (recipe[2] > 0)
 
 
 def test_a_50000_character_plot_is_truncated_by_the_tokenizer():
