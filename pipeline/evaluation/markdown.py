@@ -112,8 +112,10 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
 
 
 def p_cell(t: dict[str, Any]) -> str:
-    """A test's p, with its Monte Carlo error where the report kept it (older reports did not)."""
-    return f"{t['p_value']:.4f}" + (f" ± {t['p_mc_error']:.4f}" if "p_mc_error" in t else "")
+    """A test's p, with its Monte Carlo error where the report kept it (older reports did not), and the draws
+    that settled it where it was re-drawn near a threshold."""
+    redrawn = f" (re-drawn: {t['n_boot']} draws, seed {t['bootstrap_seed']})" if t.get("rechecked") else ""
+    return f"{t['p_value']:.4f}" + (f" ± {t['p_mc_error']:.4f}" if "p_mc_error" in t else "") + redrawn
 
 
 def _holm(t: dict[str, Any]) -> str:

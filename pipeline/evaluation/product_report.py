@@ -30,7 +30,7 @@ import polars as pl
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
 from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, p_cell, replay_markdown
-from pipeline.evaluation.statistics import holm, paired_bootstrap, seed_std
+from pipeline.evaluation.statistics import RECHECK_DRAWS, paired_bootstrap, seed_std, settle_borderline
 from pipeline.models.product import MAIN, WITHHELD
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
@@ -126,9 +126,14 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
         t = paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
                              groups[keep], n_boot, seed)
         tests.append({"a": f"{va}/{ma}", "b": f"{vb}/{mb}", "subset": subset, "question": question, **t})
-    for t, p in zip(tests, holm([t["p_value"] for t in tests])):
-        t["p_holm"] = p
-        t["significant"] = p < 0.05
+    def retest(t: dict[str, Any]) -> dict[str, Any]:
+        (va, ma), (vb, mb), keep = t["a"].split("/"), t["b"].split("/"), subsets[t["subset"]]
+        return {**paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
+                                   groups[keep], n_boot * RECHECK_DRAWS, seed + 1),
+                "n_boot": n_boot * RECHECK_DRAWS, "bootstrap_seed": seed + 1}
+
+    for t in settle_borderline(tests, retest):
+        t["significant"] = t["p_holm"] < 0.05
     tags = {}
     if "without_plot" in subsets:
         keep = subsets["without_plot"]
