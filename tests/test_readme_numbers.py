@@ -24,6 +24,7 @@ TABLES = [
     ("bench_cold_run.py", "cold_run.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_cold_run.py", "cold_run_bf16.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_cold_run.py", "cold_run_patience3.json", ["markdown"]),
+    ("bench_cold_run.py", "cold_run_targets.json", ["markdown", "markdown_targets"]),
     ("bench_executors.py", "executors.json", ["markdown", "markdown_catalogue"]),
     ("bench_plots.py", "plots.json", ["markdown"]),
     ("bench_review.py", "review.json", ["markdown"]),
