@@ -266,3 +266,116 @@ def test_a_committed_compare_two_report_renders_from_its_result(folder):
 
     result = json.loads((ROOT / "results" / folder / "compare_two.json").read_text())
     assert compare_two_markdown(result) == (ROOT / "results" / folder / "compare_two.md").read_text()
+
+
+#: Each interval the results' reading quotes, bound to the test it must be: (report, family or subset, a, b),
+#: the words that must name the pair in the reading just before the interval (since the previous interval)
+#: and, where the pair is named after it, just after; and whether the reading calls it significant.
+#: Report: comparison (threshold 0.5), comparison-per-genre, films (Table V: subset; a genre test: the
+#: genre), films-names (compare-two: the method).
+BINDINGS = [
+    ("comparison", "the paper's questions", "ours", "late-random-init", "random-start late fusion,", None, False),
+    ("comparison", "the paper's questions", "ours", "late", "late fusion ahead of it,", None, False),
+    ("comparison", "the paper's questions", "ours", "ours-L1", "L=4 and L=1 are within", None, False),
+    ("comparison-per-genre", "the paper's questions", "ours", "linear", "ahead of the linear probe,", None, True),
+    ("comparison-per-genre", "the paper's questions", "ours", "late-random-init", "of the random-start late fusion,",
+     None, True),
+    ("comparison-per-genre", "all pairs", "late", "ours", "late fusion is ahead of it by", None, False),
+    ("comparison", "all pairs", "late", "ours-no-mcam", "late fusion over the paper's head without MCAM,", None,
+     True),
+    ("comparison", "all pairs", "late", "ours-no-mcam-no-smsam", "over the head without MCAM and SMSAM,", None, True),
+    ("comparison", "the paper's questions", "ours", "image", "Text adds over the image alone.** The paper's head is",
+     "over image only at 0.5", True),
+    ("comparison-per-genre", "the paper's questions", "ours", "image", "per-genre thresholds the paper's head is",
+     "over image only", True),
+    ("comparison", "all pairs", "image", "text", "Text alone and image alone do not separate (", None, False),
+    ("comparison", "all pairs", "late", "late-random-init", "Against the random-start blend it is ahead by", None,
+     False),
+    ("comparison-per-genre", "all pairs", "late", "late-random-init", "with per-genre thresholds it is ahead by", None,
+     True),
+    ("films", "Animation", "image", "plot", "(Animation leans that way:", None, False),
+    ("films", "all", "image-plot", "plot", "The poster image over the plot, image + plot - plot, is",
+     "on all test films", False),
+    ("films", "with_plot", "image-plot", "plot", "on all test films and", "on those with a plot", False),
+    ("films", "all", "ours-plot", "plot", "with the plot as a further text stream against the plot is", None, False),
+    ("films", "with_plot", "ours-plot", "plot", "(p (Holm) 0.115) and", None, False),
+    ("films", "all", "ours-plot", "ours", "the paper's head with the plot against the paper's head:", "on all films",
+     True),
+    ("films", "with_plot", "ours-plot", "ours", "on all films and", "on films with a plot", True),
+    ("films", "all", "ours-films", "ours", "every modality a film has against the poster only:", None, True),
+    ("films", "all", "ours-films", "ours-plot", "every modality against poster + plot is", None, False),
+    ("films", "with_plot", "ours-films", "ours-plot", None, "on films with a plot", False),
+    ("films-names", "metadata", "drop", "hash", "dropping them moves metadata only by", None, False),
+    ("films-names", "moviescope", "drop", "hash", "and the MovieScope ensemble by", None, False),
+    ("films", "without_plot", "ours-plot", "ours", "the paper's head with the plot against without:", None, False),
+    ("films", "without_plot", "image-plot-dropout", "image",
+     "image + plot with a quarter of training plots hidden against image only:", None, False),
+    ("films", "all", "image-plot-dropout", "image-plot", "neither overall (", None, False),
+    ("films", "without_plot", "image-plot-dropout", "image-plot", "nor without a plot (", None, False),
+    ("films", "all", "visio-textual", "image-plot", "soft-F1 loss and oversampling add", None, True),
+    ("films", "all", "ours-films", "moviescope", "over the same modalities by 9.58 (", None, True),
+]
+P_HOLM = re.compile(r"p \(Holm\) (\d\.\d+)(?: and (\d\.\d+))?")
+
+
+def _bound_test(report: str, group: str, a: str, b: str) -> dict:
+    """The committed test a binding names."""
+    folder = ROOT / "results" / report
+    if report == "films-names":
+        summary = load(folder, "compare_two.json")
+        assert summary["labels"] == [a, b], f"results/{report} compares {summary['labels']}, not {a} and {b}"
+        return next(t for t in summary["tests"] if t["kind"] == "method" and t["method"] == group)
+    summary = load(folder, "summary.json")
+    if report == "films":
+        films = summary["films"]
+        return next(t for t in films["tests"] + films["genre_tests"]
+                    if (t.get("genre") or t["subset"]) == group and (t["a"], t["b"]) == (a, b))
+    return next(t for t in summary["tests"] + summary["all_pairs"]
+                if (t["family"], t["a"], t["b"]) == (group, a, b))
+
+
+def _interval(t: dict) -> str:
+    return f"{100 * t['diff']:+.2f} [{100 * t['ci_low'] + 0:+.2f}, {100 * t['ci_high'] + 0:+.2f}]"
+
+
+def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_and_words():
+    """Not only that a quoted interval is some committed test (which swapping two pairs' labels would pass):
+    each is the test of the pair and family the words beside it name, its significance is what the reading
+    calls it, every p (Holm) quoted is that of the interval just before it, and the reading quotes no interval
+    left unbound."""
+    docs = (ROOT / "docs" / "results.md").read_text()
+    headings = ("## The comparison", "## Films: what the poster, the plot and the metadata each add")
+    sections = [_section(docs, heading) for heading in headings]
+    prose = " ".join(" ".join(line for s in sections for line in s.splitlines() if not line.startswith("|")).split())
+    quoted = list(INTERVAL.finditer(prose))
+    bound: dict[int, dict] = {}
+    for report, group, a, b, before, after, significant in BINDINGS:
+        t = _bound_test(report, group, a, b)
+        text = _interval(t)
+        where = [i for i, m in enumerate(quoted) if m.group(0) == text]
+        assert where, f"docs/results.md does not quote {report} {group} {a} - {b}: {text}"
+        i = where[0]
+        since = prose[quoted[i - 1].end() if i else 0:quoted[i].start()][-250:]
+        until = prose[quoted[i].end():quoted[i + 1].start() if i + 1 < len(quoted) else None][:120]
+        assert before is None or before in since, f"{text} ({a} - {b}, {group}): '{before}' is not just before it"
+        assert after is None or after in until, f"{text} ({a} - {b}, {group}): '{after}' is not just after it"
+        assert (t["p_holm"] < 0.05) == significant, f"{text} ({a} - {b}, {group}): the reading calls it " + (
+            "significant" if significant else "not significant") + f", p (Holm) {t['p_holm']:.3f}"
+        bound[i] = t
+    unbound = [m.group(0) for i, m in enumerate(quoted) if i not in bound]
+    assert not unbound, f"docs/results.md quotes intervals no binding names: {unbound}"
+    # a quoted p (Holm) is that of the pair of the interval just before it (two values: the two intervals before),
+    # in the family the reading names there (the pair's tests in every family and threshold mode are candidates)
+    every = [t for name in ("comparison", "comparison-per-genre")
+             for t in load(ROOT / "results" / name, "summary.json")["tests"]
+             + load(ROOT / "results" / name, "summary.json")["all_pairs"]]
+    every += load(ROOT / "results" / "films", "summary.json")["films"]["tests"]
+    for p in P_HOLM.finditer(prose):
+        values = [v for v in p.groups() if v]
+        before = [i for i, m in enumerate(quoted) if m.end() <= p.start()][-len(values):]
+        for value, i in zip(values, before):
+            pair = {bound[i].get("a"), bound[i].get("b")}
+            candidates = [t["p_holm"] for t in every if {t["a"], t["b"]} == pair] or [bound[i]["p_holm"]]
+            decimals = len(value.split(".")[1])
+            assert any(round(c, decimals) == float(value) for c in candidates), (
+                f"'{p.group(0)}' is not a p (Holm) of the pair of {quoted[i].group(0)}: {candidates}")
