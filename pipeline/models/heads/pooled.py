@@ -5,9 +5,9 @@
 * ``image`` / ``text`` / ``plot`` / ``metadata``: one modality's vector only, then the FFN (a film
   without a plot reads a learned empty-plot vector, as a poster without OCR text an empty-text one);
 * ``visio_textual``: the visio-textual paper's integrated model: the poster's image vector and the
-  film's plot embedding concatenated, then the FFN. The paper fine-tunes its poster CNN and BERT
-  end to end; here both encoders are frozen (the feature store), so only the joint classifier is
-  trained. A film without a plot reads a learned empty-plot vector. Its loss (macro double soft-F1)
+  film's plot embedding concatenated, then the FFN. The paper fine-tunes BERT on the plots (its main
+  ingredient) and keeps its poster ResNet's features (fine-tuning it is that report's future work); here
+  both encoders are frozen (the feature store), so only the joint classifier is trained. A film without a plot reads a learned empty-plot vector. Its loss (macro double soft-F1)
   and oversampling are the method's (:mod:`pipeline.evaluation.methods`), not the head's;
 * ``linear``: a linear probe, logistic regression on the concatenated pooled vectors
   (standardised per poster by a LayerNorm without learned parameters).
