@@ -7,8 +7,9 @@
 * ``visio_textual``: the visio-textual paper's integrated model: the poster's image vector and the
   film's plot embedding concatenated, then the FFN. The paper fine-tunes BERT on the plots (its main
   ingredient) and keeps its poster ResNet's features (fine-tuning it is that report's future work); here
-  both encoders are frozen (the feature store), so only the joint classifier is trained. A film without a plot reads a learned empty-plot vector. Its loss (macro double soft-F1)
-  and oversampling are the method's (:mod:`pipeline.evaluation.methods`), not the head's;
+  both encoders are frozen (the feature store), so only the joint classifier is trained. A film without
+  a plot reads a learned empty-plot vector. Its loss (macro double soft-F1) and oversampling are the
+  method's (:mod:`pipeline.evaluation.methods`), not the head's;
 * ``linear``: a linear probe, logistic regression on the concatenated pooled vectors
   (standardised per poster by a LayerNorm without learned parameters).
 """
