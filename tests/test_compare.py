@@ -540,15 +540,16 @@ def test_a_call_within_its_monte_carlo_error_of_the_threshold_is_re_drawn_before
              {"name": "null", "p_value": 0.60, "p_mc_error": 0.01}]
     asked = []
 
-    def retest(t):
-        asked.append(t["name"])
-        return {"p_value": 0.031, "p_mc_error": 0.0013, "n_boot": 10000 * RECHECK_DRAWS, "bootstrap_seed": 1}
+    def retest(t, draws, seed):
+        asked.append((t["name"], draws, seed))
+        return {"p_value": 0.031, "p_mc_error": 0.0013}
 
-    settled = settle_borderline(tests, retest)
-    assert asked == ["edge"] and settled[1]["rechecked"] and "rechecked" not in settled[0]
+    settled = settle_borderline(tests, retest, 10000, 0)
+    assert asked == [("edge", 10000 * RECHECK_DRAWS, 1)] and settled[1]["rechecked"] and "rechecked" not in settled[0]
     assert [t["p_holm"] for t in settled] == holm([0.0002, 0.031, 0.60])  # the family adjusted from the re-draw
     assert settled[1]["p_holm"] > 0.05  # the first draws called it significant, the settled draws do not
     assert p_cell(settled[1]) == "0.0310 ± 0.0013 (re-drawn: 50000 draws, seed 1)"
     # a test the caller cannot re-draw stays as drawn, unmarked
-    kept = settle_borderline([{"p_value": 0.0245, "p_mc_error": 0.003} for _ in range(2)], lambda t: None)
+    kept = settle_borderline([{"p_value": 0.0245, "p_mc_error": 0.003} for _ in range(2)], lambda t, n, s: None,
+                             10000, 0)
     assert not any("rechecked" in t for t in kept)

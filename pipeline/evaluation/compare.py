@@ -28,7 +28,6 @@ from pipeline.evaluation.methods import (
     reads_films,
 )
 from pipeline.evaluation.statistics import (
-    RECHECK_DRAWS,
     Resampler,
     both_tests,
     genre_f1_weighted,
@@ -173,17 +172,14 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
         observed = {m: seed_averaged_f1(y_ref, preds[m], ones)[0] for m in needed}
         stats = {m: draws.macro_f1(m, y_ref, preds[m]) for m in needed}
 
-        def retest(t: dict[str, Any]) -> dict[str, Any]:
-            more = Resampler(groups, n_boot * RECHECK_DRAWS, seed + 1)
-            (two_a, film_a), (two_b, film_b) = (more.macro_f1(m, y_ref, preds[m]) for m in (t["a"], t["b"]))
-            return {**both_tests(observed[t["a"]] - observed[t["b"]], two_a - two_b, film_a - film_b),
-                    "n_boot": more.n_boot, "bootstrap_seed": more.seed}
+        def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any]:
+            return paired_bootstrap(y_ref, preds[t["a"]], preds[t["b"]], groups, draws, draw_seed)
 
         def family(name: str, members: list[tuple[str, str]]) -> list[dict[str, Any]]:
             out = [{"a": a, "b": b, "family": name,
                     **both_tests(observed[a] - observed[b], stats[a][0] - stats[b][0], stats[a][1] - stats[b][1])}
                    for a, b in members]
-            return settle_borderline(out, retest)
+            return settle_borderline(out, retest, n_boot, seed)
 
         tests, every_pair = family(QUESTIONS, pairs), family(ALL_PAIRS, all_pairs)
     return {"methods": per_method, "ranking": ranked, "best": ranked[0] if ranked else None,
@@ -293,17 +289,17 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
                 tests.append({"kind": f"gain_{side}", "method": m, **test(gain[side], (side, m), (side, reference))})
             tests.append({"kind": "gain_diff", "method": m, **test(gain["a"] - gain["b"], ("a", m), ("a", reference),
                                                                    ("b", m), ("b", reference))})
-    def retest(t: dict[str, Any]) -> dict[str, Any]:
+    def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any]:
         m, ref = t["method"], reference
         terms = {"method": [("a", m), ("b", m)], "gain_a": [("a", m), ("a", ref)], "gain_b": [("b", m), ("b", ref)],
                  "gain_diff": [("a", m), ("a", ref), ("b", m), ("b", ref)]}[t["kind"]]
-        more = Resampler(groups, n_boot * RECHECK_DRAWS, seed + 1)
+        more = Resampler(groups, draws, draw_seed)
         again = {k: more.macro_f1(f"{k[0]}:{k[1]}", y, pred[k[0]][k[1]][3]) for k in terms}
         parts = [again[terms[0]][i] - again[terms[1]][i]
                  - ((again[terms[2]][i] - again[terms[3]][i]) if len(terms) == 4 else 0) for i in (0, 1)]
-        return {**both_tests(t["diff"], *parts), "n_boot": more.n_boot, "bootstrap_seed": more.seed}
+        return both_tests(t["diff"], *parts)
 
-    for t in settle_borderline(tests, retest):
+    for t in settle_borderline(tests, retest, n_boot, seed):
         t["family"] = TWO_COMPARISONS
     return {"labels": list(labels), "reference": reference, "methods": common, "threshold_mode": threshold_mode,
             "threshold": threshold, "test_posters": int(len(y)), "test_films": int(len(np.unique(groups))),
@@ -376,14 +372,13 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
                 out["genre_tests"].append({"genre": g, "a": "image", "b": "plot", **both_tests(
                     observed["image"][j] - observed["plot"][j], stats["image"][0][:, j] - stats["plot"][0][:, j],
                     stats["image"][1][:, j] - stats["plot"][1][:, j])})
-    def retest(t: dict[str, Any]) -> dict[str, Any] | None:
+    def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any] | None:
         if "genre" in t:  # a per-genre test: kept as drawn
             return None
         y, groups, preds = pair_inputs[t["subset"]]
-        return {**paired_bootstrap(y, preds[t["a"]], preds[t["b"]], groups, n_boot * RECHECK_DRAWS, seed + 1),
-                "n_boot": n_boot * RECHECK_DRAWS, "bootstrap_seed": seed + 1}
+        return paired_bootstrap(y, preds[t["a"]], preds[t["b"]], groups, draws, draw_seed)
 
-    every = settle_borderline(out["tests"] + out["genre_tests"], retest)
+    every = settle_borderline(out["tests"] + out["genre_tests"], retest, n_boot, seed)
     out["tests"], out["genre_tests"] = every[:len(out["tests"])], every[len(out["tests"]):]
     for t in every:
         t["family"] = FILM_QUESTIONS

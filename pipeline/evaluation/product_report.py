@@ -30,7 +30,7 @@ import polars as pl
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
 from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, p_cell, replay_markdown
-from pipeline.evaluation.statistics import RECHECK_DRAWS, paired_bootstrap, seed_std, settle_borderline
+from pipeline.evaluation.statistics import paired_bootstrap, seed_std, settle_borderline
 from pipeline.models.product import MAIN, WITHHELD
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
 
@@ -118,21 +118,19 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
                          **{f"{k}_std": seed_std([f[k] for f in figs]) for k in ("f1_macro", "f1_samples")},
                          "genres_per_poster": float(np.mean([f["genres_per_poster"] for f in figs])),
                          "genres_per_poster_true": genres_per_poster(y[keep])})
+    def pair_test(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any]:
+        """The test of ``t``'s pair ("variant/model" each) on its subset, from ``draws`` draws."""
+        (va, ma), (vb, mb), keep = t["a"].split("/"), t["b"].split("/"), subsets[t["subset"]]
+        return paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
+                                groups[keep], draws, draw_seed)
+
     tests = []
     for va, ma, vb, mb, subset, question in TESTS:
         if (va, ma) not in preds or (vb, mb) not in preds or subset not in subsets:
             continue
-        keep = subsets[subset]
-        t = paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
-                             groups[keep], n_boot, seed)
-        tests.append({"a": f"{va}/{ma}", "b": f"{vb}/{mb}", "subset": subset, "question": question, **t})
-    def retest(t: dict[str, Any]) -> dict[str, Any]:
-        (va, ma), (vb, mb), keep = t["a"].split("/"), t["b"].split("/"), subsets[t["subset"]]
-        return {**paired_bootstrap(y[keep], [p[keep] for p in preds[(va, ma)]], [p[keep] for p in preds[(vb, mb)]],
-                                   groups[keep], n_boot * RECHECK_DRAWS, seed + 1),
-                "n_boot": n_boot * RECHECK_DRAWS, "bootstrap_seed": seed + 1}
-
-    for t in settle_borderline(tests, retest):
+        t = {"a": f"{va}/{ma}", "b": f"{vb}/{mb}", "subset": subset, "question": question}
+        tests.append({**t, **pair_test(t, n_boot, seed)})
+    for t in settle_borderline(tests, pair_test, n_boot, seed):
         t["significant"] = t["p_holm"] < 0.05
     tags = {}
     if "without_plot" in subsets:

@@ -157,21 +157,23 @@ def holm_factors(p_values: list[float]) -> list[int]:
     return factors
 
 
-def settle_borderline(tests: list[dict[str, Any]], retest: Callable[[dict[str, Any]], dict[str, Any] | None],
-                      alpha: float = 0.05) -> list[dict[str, Any]]:
+def settle_borderline(tests: list[dict[str, Any]],
+                      retest: Callable[[dict[str, Any], int, int], dict[str, Any] | None],
+                      n_boot: int, seed: int, alpha: float = 0.05) -> list[dict[str, Any]]:
     """Holm-adjust a family of tests (``p_holm``), first re-drawing every test whose call could flip by chance:
     one whose adjusted p lies within :data:`BORDERLINE_ERRORS` Monte Carlo errors (its Holm factor times its
-    ``p_mc_error``) of ``alpha``. ``retest(test)`` gives that test again from :data:`RECHECK_DRAWS` times the
-    draws and the next bootstrap seed; its result replaces the first, marked ``rechecked`` (the draws and seed
-    it used), and the family is adjusted again (``retest`` may give None for a test it cannot re-draw, which
-    then stays as drawn). A call is stated from the draws that settled it."""
+    ``p_mc_error``) of ``alpha``. ``retest(test, draws, seed)`` gives that test again from :data:`RECHECK_DRAWS`
+    times the family's ``n_boot`` draws and the next bootstrap seed; its result replaces the first, marked
+    ``rechecked`` with the draws and seed it used, and the family is adjusted again (``retest`` may give None
+    for a test it cannot re-draw, which then stays as drawn). A call is stated from the draws that settled it."""
     p = [t["p_value"] for t in tests]
     adjusted, factors = holm(p), holm_factors(p)
     for i, t in enumerate(tests):
         if abs(adjusted[i] - alpha) <= BORDERLINE_ERRORS * factors[i] * t.get("p_mc_error", 0.0):
-            again = retest(t)
+            again = retest(t, n_boot * RECHECK_DRAWS, seed + 1)
             if again is not None:
-                tests[i] = {**t, **again, "rechecked": True}
+                tests[i] = {**t, **again, "rechecked": True, "n_boot": n_boot * RECHECK_DRAWS,
+                            "bootstrap_seed": seed + 1}
     for t, value in zip(tests, holm([t["p_value"] for t in tests])):
         t["p_holm"] = value
     return tests
