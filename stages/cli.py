@@ -149,6 +149,11 @@ class ThresholdMode(str, Enum):
     per_genre = "per_genre"
 
 
+class Split(str, Enum):
+    test = "test"
+    val = "val"
+
+
 @app.command("compare-two")
 @command
 def compare_two_cmd(
@@ -159,12 +164,14 @@ def compare_two_cmd(
     method: list[str] | None = typer.Option(None, help="Compare only these methods (repeat the option; the "
                                                "reference is added). Default: every method in both."),
     threshold_mode: ThresholdMode | None = typer.Option(None, help="Default: eval.threshold_mode of the params."),
+    split: Split = typer.Option(Split.test, help="The split judged: val chooses a setting without reading test "
+                                                 "(global threshold only)."),
     params: Path = typer.Option(Path("params.yaml"), help="Params (data.genres, compare.bootstrap, eval)."),
     out: Path | None = typer.Option(None, help="Also write the report here (.md) and its figures (.json beside)."),
 ) -> None:
     """Two comparisons that differ in one upstream choice (OCR engine, encoder), method by method.
 
-    Paired film bootstrap of seed-averaged test macro F1: each method A - B, and each method's gain over
+    Paired film bootstrap of seed-averaged test (or validation) macro F1: each method A - B, and each method's gain over
     REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
     from pipeline.core.errors import PipelineError
     from pipeline.core.io import write_json, write_text
@@ -179,7 +186,7 @@ def compare_two_cmd(
             raise PipelineError(f"{folder}: no comparison runs (method/seedN/run.json) there; run the comparison first")
     result = compare_two(load_runs(runs_a), load_runs(runs_b), p["data"].genres, labels, reference,
                          p["compare"].bootstrap, mode, p["eval"].threshold, method or None,
-                         seed=p["compare"].bootstrap_seed)
+                         seed=p["compare"].bootstrap_seed, split=split.value)
     text = compare_two_markdown(result)
     if out is not None:
         write_text(out, text)

@@ -292,6 +292,24 @@ def test_compare_two_refuses_different_test_posters():
         compare_two(a, {}, GENRES)
 
 
+def test_compare_two_on_validation_judges_the_validation_scores_only():
+    """A setting chosen on validation: A is better on validation and worse on test, B the reverse; split val
+    calls A better, split test B, and per-genre thresholds (tuned on validation) are refused there."""
+    y, groups, rng = _data(n_films=120)
+    keys = [f"k{i}" for i in range(len(y))]
+    good = np.clip(y * 0.7 + rng.random(y.shape) * 0.4, 0, 1)
+    poor = rng.random(y.shape)
+    a = {"ours": [_run("ours", s, keys, groups, y, good, poor) for s in (0, 1)]}
+    b = {"ours": [_run("ours", s, keys, groups, y, poor, good) for s in (0, 1)]}
+    on_val, on_test = (compare_two(a, b, GENRES, n_boot=200, split=split)["tests"][0] for split in ("val", "test"))
+    assert on_val["diff"] > 0.1 and on_val["ci_low"] > 0
+    assert on_test["diff"] == pytest.approx(-on_val["diff"]) and on_test["ci_high"] < 0
+    out = compare_two(a, b, GENRES, n_boot=200, split="val")
+    assert (out["split"], out["posters"]) == ("val", len(y)) and compare_two_markdown(out).count("Validation split")
+    with pytest.raises(PipelineError, match="split val needs threshold_mode global"):
+        compare_two(a, b, GENRES, threshold_mode="per_genre", split="val")
+
+
 def test_compare_two_restricts_to_named_methods_and_keeps_the_reference():
     y, groups, rng = _data(n_films=40)
     keys = [f"k{i}" for i in range(len(y))]

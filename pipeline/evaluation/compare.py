@@ -221,21 +221,26 @@ def _decided(run: dict, genres: list[str], threshold_mode: str, threshold: float
     return Decided(y, s, y_val, s_val, decision_thresholds(threshold_mode, threshold, y_val, s_val))
 
 
-def _test_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float):
-    """Test labels, film ids, poster keys and each seed's 0/1 predictions of one method."""
+def _split_predictions(rs: list[dict], genres: list[str], threshold_mode: str, threshold: float,
+                       split: str = "test"):
+    """One split's labels, film ids, poster keys and each seed's 0/1 predictions of one method."""
     preds = []
     for r in rs:
         d = _decided(r, genres, threshold_mode, threshold)
-        y = d.y
-        preds.append((d.scores > d.thresholds).astype(np.int64))
-    return y, rs[0]["test"]["imdb_id"].to_numpy(), rs[0]["test"]["key"].to_numpy(), preds
+        y, s = (d.y, d.scores) if split == "test" else (d.y_val, d.scores_val)
+        preds.append((s > d.thresholds).astype(np.int64))
+    return y, rs[0][split]["imdb_id"].to_numpy(), rs[0][split]["key"].to_numpy(), preds
 
 
 def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], genres: list[str],
                 labels: tuple[str, str] = ("A", "B"), reference: str = "image", n_boot: int = 2000,
                 threshold_mode: str = "global", threshold: float = 0.5,
-                methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+                methods: list[str] | None = None, seed: int = 0, split: str = "test") -> dict[str, Any]:
     """Two comparisons that differ in one upstream choice (e.g. the OCR engine), method by method.
+
+    ``split`` is the split judged: ``test``, or ``val`` to choose between the two settings without reading
+    test (then at the global threshold only: per-genre thresholds are tuned on validation, and judging them
+    there would flatter every run).
 
     For every method in both (and with the same seeds): the difference in seed-averaged test macro
     F1, A - B; and for every method but ``reference`` (image only: the text's contribution), its gain
@@ -244,6 +249,10 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
     p-value is Holm-adjusted over all the tests made here together, so ``methods`` (default: every
     method in both) should name only the ones the question needs.
     """
+    if split not in ("test", "val"):
+        raise PipelineError(f"split {split!r}: test or val")
+    if split == "val" and threshold_mode != "global":
+        raise PipelineError("split val needs threshold_mode global: per-genre thresholds are tuned on validation")
     if methods:
         unknown = [m for m in methods if m not in runs_a or m not in runs_b]
         if unknown:
@@ -257,13 +266,13 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
     for m in common:
         if [r["seed"] for r in runs_a[m]] != [r["seed"] for r in runs_b[m]]:
             raise PipelineError(f"method {m}: seeds differ between {labels[0]} and {labels[1]}")
-    pred = {side: {m: _test_predictions(runs[m], genres, threshold_mode, threshold) for m in common}
+    pred = {side: {m: _split_predictions(runs[m], genres, threshold_mode, threshold, split) for m in common}
             for side, runs in (("a", runs_a), ("b", runs_b))}
     y, groups, keys, _ = pred["a"][common[0]]
     for side in ("a", "b"):
         for m in common:
             if not (np.array_equal(pred[side][m][2], keys) and np.array_equal(pred[side][m][0], y)):
-                raise PipelineError(f"method {m}: the test posters differ between {labels[0]} and {labels[1]}; "
+                raise PipelineError(f"method {m}: the {split} posters differ between {labels[0]} and {labels[1]}; "
                                     "the two comparisons must share posters and split")
     ones = np.ones((1, len(y)))
     draws = Resampler(groups, n_boot, seed)
@@ -302,7 +311,7 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
     for t in settle_borderline(tests, retest, n_boot, seed):
         t["family"] = TWO_COMPARISONS
     return {"labels": list(labels), "reference": reference, "methods": common, "threshold_mode": threshold_mode,
-            "threshold": threshold, "test_posters": int(len(y)), "test_films": int(len(np.unique(groups))),
+            "threshold": threshold, "split": split, "posters": int(len(y)), "films": int(len(np.unique(groups))),
             # the smallest p any test can reach after Holm: 2 / (n_boot + 1) times the number of tests
             "min_p_holm": float(min(1.0, 2 / (n_boot + 1) * len(tests))),
             "f1_macro": {side: {m: float(observed[(side, m)]) for m in common} for side in ("a", "b")},

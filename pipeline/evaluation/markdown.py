@@ -49,11 +49,14 @@ def compare_two_markdown(result: dict) -> str:
     ci = lambda t: f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]"  # noqa: E731
     sig = lambda t: f"{t['p_holm']:.4f}" + (" *" if t["p_holm"] < 0.05 else "")  # noqa: E731
     by = {(t["kind"], t["method"]): t for t in result["tests"]}
+    # reports written before ``split`` judged test and named their counts test_posters / test_films
+    split = result.get("split", "test")
+    posters, films = (result.get(k, result.get(f"test_{k}")) for k in ("posters", "films"))
     rule = (f"threshold {result['threshold']} for every genre" if result["threshold_mode"] == "global"
             else "per-genre thresholds tuned on each run's validation scores")
     lines = [f"# {a} against {b}", "",
-             f"Test split: {result['test_posters']} posters of {result['test_films']} films; seed-averaged macro F1 "
-             f"in points, {rule}. Δ with its {TWO_LEVEL}; "
+             f"{'Validation' if split == 'val' else 'Test'} split: {posters} posters of {films} films; "
+             f"seed-averaged macro F1 in points, {rule}. Δ with its {TWO_LEVEL}; "
              f"p (Holm) is adjusted over all {len(result['tests'])} tests here, * = below 0.05.", ""]
     if result["min_p_holm"] >= 0.05:
         lines += [f"**No test here can reach p (Holm) < 0.05**: with these bootstrap draws the smallest adjusted p is "
