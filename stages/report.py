@@ -10,7 +10,14 @@ import typer
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_csv, write_json, write_text
 from pipeline.core.params import load_params
-from pipeline.evaluation.compare import films_summary, load_runs, micro_pr_curves, per_genre_f1_long, summarise
+from pipeline.evaluation.compare import (
+    films_summary,
+    load_runs,
+    micro_pr_curves,
+    per_genre_f1_long,
+    summarise,
+    with_blends,
+)
 from pipeline.evaluation.markdown import genre_table, markdown, table
 from pipeline.evaluation.methods import TABLES
 from stages._command import command
@@ -31,7 +38,8 @@ def main(
     if missing:
         raise PipelineError(f"{runs}: missing runs {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; "
                             f"run dvc repro")
-    selected = {m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods}
+    # and the blends of methods that ran (moviescope-separate: image, plot and metadata runs averaged)
+    selected = with_blends({m: [r for r in found[m] if r["seed"] in cmp.seeds] for m in cmp.methods})
     summary = summarise(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold, ev.rule_metric,
                         ev.calibration, seed=cmp.bootstrap_seed)
     summary["films"] = films_summary(selected, genres, cmp.bootstrap, ev.threshold_mode, ev.threshold,

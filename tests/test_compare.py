@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import FusionParams, ParamsError, parse_group
-from pipeline.evaluation.compare import compare_two, comparisons_in, summarise
+from pipeline.evaluation.compare import compare_two, comparisons_in, films_summary, summarise, with_blends
 from pipeline.evaluation.markdown import compare_two_markdown, markdown
 from pipeline.evaluation.methods import (
     BASELINES,
@@ -108,7 +108,7 @@ def test_methods_cover_the_tables_and_override_fusion():
     assert TABLES["I"][-1] == TABLES["II"][-1] == TABLES["III"][0] == PAPER_HEAD
     assert TABLES["V"][0] == PAPER_HEAD and {"plot", "moviescope", "visio-textual", "ours-films"} <= set(TABLES["V"])
     # baselines: other heads on the poster only (the film methods are Table V's, with their own tests)
-    assert set(BASELINES) == {m for m in METHODS if METHODS.get(m).fusion["head"] != "cross_attention"
+    assert set(BASELINES) == {m for m in METHODS if METHODS.get(m).fusion.get("head") != "cross_attention"
                               and not reads_films(m)}
     assert PAPER_HEAD not in BASELINES and "ours-no-mcam" not in BASELINES and "sum" in BASELINES
     assert "moviescope" not in BASELINES and "plot" not in BASELINES
@@ -125,8 +125,14 @@ def test_methods_cover_the_tables_and_override_fusion():
     assert method_fusion("gmu", fusion)["head"] == "gmu"
     with pytest.raises(KeyError, match=r"^compare.methods 'resnet' unknown; choose one of \['ours', "):
         method_fusion("resnet", fusion)
-    # every method's fusion overrides are valid fusion params (its head registered, its keys known)
+    # every method's fusion overrides are valid fusion params (its head registered, its keys known); a blend is
+    # made from its members' runs and never trained
     for m in METHODS:
+        if METHODS.get(m).blend:
+            assert set(METHODS.get(m).blend) <= set(METHODS) and reads_films(m)
+            with pytest.raises(PipelineError, match=f"{m} is not trained: the report averages the runs of"):
+                method_fusion(m, fusion)
+            continue
         assert FusionParams(**method_fusion(m, {})).head == METHODS.get(m).fusion["head"]
 
 
@@ -290,6 +296,40 @@ def test_compare_two_refuses_different_test_posters():
         compare_two(a, b, GENRES)
     with pytest.raises(PipelineError, match="no method in both"):
         compare_two(a, {}, GENRES)
+
+
+def test_a_blend_averages_its_members_probabilities_seed_by_seed_and_is_tested_in_table_v():
+    """moviescope-separate is the MovieScope paper's system: its image, plot and metadata networks trained apart,
+    their probabilities averaged; the report makes it from those runs and tests it against the joint head."""
+    y, groups, rng = _data(n_films=60)
+    keys = [f"k{i}" for i in range(len(y))]
+    has_plot = np.arange(len(y)) % 4 != 0
+    runs = {}
+    for m in ("image", "plot", "metadata", "moviescope", "ours"):
+        runs[m] = []
+        for seed in (0, 1):
+            s_val, s_test = rng.random(y.shape), rng.random(y.shape)
+            run = _run(m, seed, keys, groups, y, s_val, s_test)
+            for split in ("val", "test"):
+                run[split] = run[split].with_columns(pl.Series("has_plot", has_plot))
+            runs[m].append(run)
+    out = with_blends(runs)
+    assert set(out) == set(runs) | {"moviescope-separate"} and with_blends({"image": runs["image"]}).keys() == {"image"}
+    for i, blended in enumerate(out["moviescope-separate"]):
+        assert blended["seed"] == i and blended["epochs_run"] == 3
+        for split in ("val", "test"):
+            mean = np.mean([runs[m][i][split].select(f"s_{g}" for g in GENRES).to_numpy()
+                            for m in ("image", "plot", "metadata")], axis=0)
+            np.testing.assert_allclose(blended[split].select(f"s_{g}" for g in GENRES).to_numpy(), mean, rtol=1e-6)
+            assert blended[split]["key"].to_list() == keys
+    films = films_summary(out, GENRES, n_boot=100)
+    assert "moviescope-separate" in films["methods"]
+    assert [(t["a"], t["b"]) for t in films["tests"] if "moviescope-separate" in (t["a"], t["b"])] == [
+        ("moviescope-separate", "moviescope")]
+    runs["plot"] = runs["plot"][:1]
+    with pytest.raises(PipelineError, match="moviescope-separate: its members image, plot, metadata ran with "
+                                            "different seeds"):
+        with_blends(runs)
 
 
 def test_compare_two_on_validation_judges_the_validation_scores_only():

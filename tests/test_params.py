@@ -57,6 +57,12 @@ def test_cross_field_rules():
     with pytest.raises(ParamsError, match="must be 1"):
         parse_group("split", {"train": 0.5, "val": 0.1, "test": 0.1})
     assert parse_group("fusion", {"fuse": "add", "tokens": "pooled"}).fuse == "add"
+    # a blend of methods is made by the report from its members' runs: never trained, never a product candidate
+    for group, key in (("compare", "methods"), ("product", "candidates")):
+        with pytest.raises(ParamsError, match="moviescope-separate is not trained: the report averages the runs of "
+                                              "image, plot, metadata"):
+            parse_group(group, {key: ["image", "moviescope-separate"]})
+    assert "moviescope-separate" not in parse_group("compare", {}).methods
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

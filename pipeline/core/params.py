@@ -356,14 +356,23 @@ class ProductParams(_Group):
     def _no_repeats(self) -> ProductParams:
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates must not repeat")
+        _no_blends(self.candidates)
         return self
+
+
+def _no_blends(names: list[str]) -> None:
+    """A blend of methods (``moviescope-separate``) is made from its members' runs, never trained itself."""
+    methods = registry("compare.methods")
+    for name in names:
+        if why := methods.get(name).training_refused(name):
+            raise ValueError(why)
 
 
 def _poster_methods() -> list[str]:
     """Every comparison method that reads the poster only (no ``plot`` or ``metadata`` in its fusion keys)."""
     methods = registry("compare.methods")
-    return [m for m in methods.names()
-            if not (methods.get(m).fusion.get("plot") or methods.get(m).fusion.get("metadata"))]
+    return [m for m in methods.names() if not (methods.get(m).fusion.get("plot")
+                                               or methods.get(m).fusion.get("metadata") or methods.get(m).blend)]
 
 
 class CompareParams(_Group):
@@ -385,6 +394,7 @@ class CompareParams(_Group):
     def _no_repeats(self) -> CompareParams:
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.methods)) != len(self.methods):
             raise ValueError("methods and seeds must not repeat")
+        _no_blends(self.methods)
         return self
 
 

@@ -22,6 +22,7 @@ from pipeline.evaluation.methods import (
     BASELINES,
     FILM_PAIRS,
     FILMS_TABLE,
+    METHODS,
     PAPER_HEAD,
     TABLES,
     method_label,
@@ -78,6 +79,35 @@ def load_runs(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
         out.setdefault(meta["method"], []).append(meta)
     for runs in out.values():
         runs.sort(key=lambda r: r["seed"])
+    return out
+
+
+def with_blends(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """``runs`` and every registered blend (:class:`pipeline.evaluation.methods.Method`'s ``blend``) whose members
+    all ran: per seed, the mean of the members' sigmoid probabilities (validation and test), each member trained
+    and early-stopped on its own; its training time and epochs are the members' together."""
+    out = dict(runs)
+    for name in METHODS:
+        members = METHODS.get(name).blend
+        if not members or name in runs or not all(m in runs for m in members):
+            continue
+        seeds = [r["seed"] for r in runs[members[0]]]
+        if any([r["seed"] for r in runs[m]] != seeds for m in members):
+            raise PipelineError(f"{name}: its members {', '.join(members)} ran with different seeds")
+        out[name] = []
+        for parts in zip(*(runs[m] for m in members)):
+            blended = {"method": name, "seed": parts[0]["seed"], "epochs_run": sum(p["epochs_run"] for p in parts),
+                       "seconds": (sum(p["seconds"] for p in parts)
+                                   if all(p["seconds"] is not None for p in parts) else None)}
+            for split in ("val", "test"):
+                frames = [p[split] for p in parts]
+                if any(not f["key"].equals(frames[0]["key"]) for f in frames):
+                    raise PipelineError(f"{name}: its members' {split} posters differ (seed {blended['seed']})")
+                score_columns = [c for c in frames[0].columns if c.startswith("s_")]
+                blended[split] = frames[0].with_columns(
+                    (sum(f[c].cast(pl.Float64) for f in frames) / len(frames)).cast(pl.Float32).alias(c)
+                    for c in score_columns)
+            out[name].append(blended)
     return out
 
 

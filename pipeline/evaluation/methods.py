@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.registry import Registry
 
 
@@ -52,6 +53,15 @@ class Method:
     #: ``loss`` and ``train`` keys the method sets (its paper's training), over the params'.
     loss: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    #: A blend is not trained: its scores are the mean of these methods' sigmoid probabilities, run by run of the
+    #: same seed (each member trained and early-stopped on its own); the report makes it where every member ran.
+    blend: tuple[str, ...] = ()
+
+    def training_refused(self, name: str) -> str | None:
+        """Why ``name`` cannot be trained (a blend: the report makes it), or None."""
+        if self.blend:
+            return f"{name} is not trained: the report averages the runs of {', '.join(self.blend)} (list those)"
+        return None
 
 
 #: name -> :class:`Method`, in the order the report and the default ``compare.methods`` list them.
@@ -59,9 +69,11 @@ METHODS: Registry[Method] = Registry("compare.methods")
 
 
 def method(name: str, label: str, *, tables: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
-           loss: dict[str, Any] | None = None, train: dict[str, Any] | None = None, **fusion: Any) -> None:
-    """Register the method ``name``: its label, tables and ``fusion`` (``loss``, ``train``) overrides."""
-    METHODS.add(name, Method(label, fusion, tables, loss or {}, train or {}), aliases=aliases)
+           loss: dict[str, Any] | None = None, train: dict[str, Any] | None = None, blend: tuple[str, ...] = (),
+           **fusion: Any) -> None:
+    """Register the method ``name``: its label, tables and ``fusion`` (``loss``, ``train``) overrides, or the
+    methods it ``blend``s."""
+    METHODS.add(name, Method(label, fusion, tables, loss or {}, train or {}, blend), aliases=aliases)
 
 
 # the paper's model and its module ablations (Table III)
@@ -108,6 +120,16 @@ method("ours-plot", "Ours + plot (a further text stream)", head="cross_attention
        tables=("V",))
 method("ours-films", "Ours + plot + metadata (every modality a film has)", head="cross_attention", layers=4,
        mcam=True, plot=True, metadata=True, tables=("V",))
+# recipe against architecture: each of the two film systems' heads on the other's loss, so a gap between the
+# MovieScope ensemble and the paper's head can be put on the head or on the loss (the pairs below)
+method("late-films", "Late fusion of image, OCR text, plot, metadata on the paper's loss (MovieScope's head)",
+       head="late", late_init="mean", plot=True, metadata=True, tables=("V",))
+method("ours-films-wbce", "Ours + plot + metadata on weighted BCE (MovieScope's loss)", head="cross_attention",
+       layers=4, mcam=True, plot=True, metadata=True, loss={"name": "weighted_bce"}, tables=("V",))
+# the MovieScope paper as it trains: one network per modality, each early-stopped on its own, their sigmoid
+# probabilities averaged (no OCR text: its poster network reads the artwork); made by the report, not trained
+method("moviescope-separate", "MovieScope as its paper trains it (image, plot, metadata networks apart; "
+       "probabilities averaged)", blend=("image", "plot", "metadata"), plot=True, metadata=True, tables=("V",))
 
 #: The paper's own model: every other method is tested against it.
 PAPER_HEAD = "ours"
@@ -140,7 +162,7 @@ TABLE_NOTES = {
 #: Methods that are not the paper's own model or one of its ablations (another head): the "best
 #: baseline" is chosen among these.
 BASELINES: list[str] = [m for m in METHODS
-                        if METHODS.get(m).fusion["head"] != METHODS.get(PAPER_HEAD).fusion["head"]
+                        if METHODS.get(m).fusion.get("head") != METHODS.get(PAPER_HEAD).fusion["head"]
                         and not (METHODS.get(m).fusion.get("plot") or METHODS.get(m).fusion.get("metadata"))]
 
 
@@ -158,12 +180,21 @@ FILM_PAIRS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("image-plot-dropout", "image-plot", "hiding a quarter of the training plots", (ALL, WITHOUT_PLOT)),
     ("image-plot-dropout", "image", "a plot model without a plot against falling back to the image model",
      (WITHOUT_PLOT,)),
+    ("ours-films", "late-films", "the paper's head against late fusion, same modalities, the paper's loss", (ALL,)),
+    ("ours-films-wbce", "moviescope", "the paper's head against late fusion, same modalities, MovieScope's loss",
+     (ALL,)),
+    ("moviescope", "late-films", "MovieScope's loss against the paper's, same late-fusion head", (ALL,)),
+    ("ours-films-wbce", "ours-films", "MovieScope's loss against the paper's, the paper's head", (ALL,)),
+    ("moviescope-separate", "moviescope", "MovieScope's networks trained apart and averaged against one late-fusion "
+     "head trained jointly", (ALL,)),
 ]
 
 
 def method_fusion(name: str, fusion: dict[str, Any]) -> dict[str, Any]:
     """The fusion params of ``name``: the params' fusion group with the method's overrides (film inputs off
     unless the method reads them)."""
+    if why := METHODS.get(name).training_refused(name):
+        raise PipelineError(why)
     return {**fusion, "plot": False, "metadata": False, **METHODS.get(name).fusion}
 
 
