@@ -29,11 +29,11 @@ from pipeline.evaluation.methods import (
     reads_films,
 )
 from pipeline.evaluation.statistics import (
+    Estimate,
     Resampler,
-    both_tests,
+    difference,
     genre_f1_weighted,
     paired_bootstrap,
-    seed_averaged_f1,
     seed_std,
     settle_borderline,
 )
@@ -196,18 +196,16 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
     tests: list[dict[str, Any]] = []
     every_pair: list[dict[str, Any]] = []
     if pairs or all_pairs:
-        ones = np.ones((1, len(y_ref)))
         draws = Resampler(groups, n_boot, seed)
         needed = sorted({m for pair in pairs + all_pairs for m in pair})
-        observed = {m: seed_averaged_f1(y_ref, preds[m], ones)[0] for m in needed}
         stats = {m: draws.macro_f1(m, y_ref, preds[m]) for m in needed}
+        n_films = len(np.unique(groups))
 
         def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any]:
             return paired_bootstrap(y_ref, preds[t["a"]], preds[t["b"]], groups, draws, draw_seed)
 
         def family(name: str, members: list[tuple[str, str]]) -> list[dict[str, Any]]:
-            out = [{"a": a, "b": b, "family": name,
-                    **both_tests(observed[a] - observed[b], stats[a][0] - stats[b][0], stats[a][1] - stats[b][1])}
+            out = [{"a": a, "b": b, "family": name, **difference([(1, stats[a]), (-1, stats[b])], n_films)}
                    for a, b in members]
             return settle_borderline(out, retest, n_boot, seed)
 
@@ -304,47 +302,36 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
             if not (np.array_equal(pred[side][m][2], keys) and np.array_equal(pred[side][m][0], y)):
                 raise PipelineError(f"method {m}: the {split} posters differ between {labels[0]} and {labels[1]}; "
                                     "the two comparisons must share posters and split")
-    ones = np.ones((1, len(y)))
-    draws = Resampler(groups, n_boot, seed)
-    observed = {(side, m): seed_averaged_f1(y, pred[side][m][3], ones)[0] for side in ("a", "b") for m in common}
-    # (two-level, film-only) per draw; each side's runs of a method are their own seeds
-    stats = {(side, m): draws.macro_f1(f"{side}:{m}", y, pred[side][m][3]) for side in ("a", "b") for m in common}
+    n_films = len(np.unique(groups))
+    # each side's runs of a method are their own seeds; a test is a +1/-1 combination of (side, method) terms
+    signs = (1, -1, -1, 1)
 
-    def test(obs, a, b, c=None, d=None):
-        """``obs`` with the stats a - b (and - (c - d), the change of a gain)."""
-        parts = [stats[a][i] - stats[b][i] - ((stats[c][i] - stats[d][i]) if c else 0) for i in (0, 1)]
-        return both_tests(obs, *parts)
+    def terms_of(kind: str, m: str) -> list[tuple[str, str]]:
+        return {"method": [("a", m), ("b", m)], "gain_a": [("a", m), ("a", reference)],
+                "gain_b": [("b", m), ("b", reference)],
+                "gain_diff": [("a", m), ("a", reference), ("b", m), ("b", reference)]}[kind]
 
-    tests: list[dict[str, Any]] = []
-    for m in common:
-        d = ("a", m), ("b", m)
-        tests.append({"kind": "method", "method": m, **test(observed[d[0]] - observed[d[1]], *d)})
+    def estimates(draws: Resampler, keys) -> dict[tuple[str, str], Estimate]:
+        return {(side, m): draws.macro_f1(f"{side}:{m}", y, pred[side][m][3]) for side, m in keys}
+
+    def test(kind: str, m: str, stats: dict[tuple[str, str], Estimate]) -> dict[str, Any]:
+        return difference([(c, stats[k]) for c, k in zip(signs, terms_of(kind, m))], n_films)
+
+    stats = estimates(Resampler(groups, n_boot, seed), [(side, m) for side in ("a", "b") for m in common])
+    kinds = [("method", m) for m in common]
     if reference in common:
-        for m in common:
-            if m == reference:
-                continue
-            gain = {side: observed[(side, m)] - observed[(side, reference)] for side in ("a", "b")}
-            for side in ("a", "b"):
-                tests.append({"kind": f"gain_{side}", "method": m, **test(gain[side], (side, m), (side, reference))})
-            tests.append({"kind": "gain_diff", "method": m, **test(gain["a"] - gain["b"], ("a", m), ("a", reference),
-                                                                   ("b", m), ("b", reference))})
+        kinds += [(kind, m) for m in common if m != reference for kind in ("gain_a", "gain_b", "gain_diff")]
+    tests = [{"kind": kind, "method": m, **test(kind, m, stats)} for kind, m in kinds]
+
     def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any]:
-        m, ref = t["method"], reference
-        terms = {"method": [("a", m), ("b", m)], "gain_a": [("a", m), ("a", ref)], "gain_b": [("b", m), ("b", ref)],
-                 "gain_diff": [("a", m), ("a", ref), ("b", m), ("b", ref)]}[t["kind"]]
-        more = Resampler(groups, draws, draw_seed)
-        again = {k: more.macro_f1(f"{k[0]}:{k[1]}", y, pred[k[0]][k[1]][3]) for k in terms}
-        parts = [again[terms[0]][i] - again[terms[1]][i]
-                 - ((again[terms[2]][i] - again[terms[3]][i]) if len(terms) == 4 else 0) for i in (0, 1)]
-        return both_tests(t["diff"], *parts)
+        again = estimates(Resampler(groups, draws, draw_seed), terms_of(t["kind"], t["method"]))
+        return test(t["kind"], t["method"], again)
 
     for t in settle_borderline(tests, retest, n_boot, seed):
         t["family"] = TWO_COMPARISONS
     return {"labels": list(labels), "reference": reference, "methods": common, "threshold_mode": threshold_mode,
             "threshold": threshold, "split": split, "posters": int(len(y)), "films": int(len(np.unique(groups))),
-            # the smallest p any test can reach after Holm: 2 / (n_boot + 1) times the number of tests
-            "min_p_holm": float(min(1.0, 2 / (n_boot + 1) * len(tests))),
-            "f1_macro": {side: {m: float(observed[(side, m)]) for m in common} for side in ("a", "b")},
+            "f1_macro": {side: {m: float(stats[(side, m)].seeds.mean()) for m in common} for side in ("a", "b")},
             "tests": tests}
 
 
@@ -395,22 +382,22 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
                                   "figures": figures}
         ones = np.ones((1, len(y)))
         draws = Resampler(groups, n_boot, seed)
+        n_films = len(np.unique(groups))
         pair_inputs[subset] = (y, groups, preds)
         for a, b, question, asked_on in FILM_PAIRS:
             if a in preds and b in preds and subset in asked_on:
-                observed = seed_averaged_f1(y, preds[a], ones)[0] - seed_averaged_f1(y, preds[b], ones)[0]
-                (two_a, film_a), (two_b, film_b) = draws.macro_f1(a, y, preds[a]), draws.macro_f1(b, y, preds[b])
                 out["tests"].append({"subset": subset, "a": a, "b": b, "question": question,
-                                     **both_tests(observed, two_a - two_b, film_a - film_b)})
+                                     **difference([(1, draws.macro_f1(a, y, preds[a])),
+                                                   (-1, draws.macro_f1(b, y, preds[b]))], n_films)})
         if subset == "with_plot" and "image" in preds and "plot" in preds:
-            observed = {m: np.mean([genre_f1_weighted(ones, y, p)[0] for p in preds[m]], axis=0)
-                        for m in ("image", "plot")}
-            stats = {m: draws.stats(m, np.stack([genre_f1_weighted(draws.w, y, p) for p in preds[m]]))
-                     for m in ("image", "plot")}  # (two-level, film-only), each (n_boot, M)
+            # each genre's F1: per draw (n_boot, M) and on the whole subset (M) per run
+            stats = {m: draws.stats(m, np.stack([genre_f1_weighted(draws.w, y, p) for p in preds[m]]),
+                                    np.stack([genre_f1_weighted(ones, y, p)[0] for p in preds[m]]))
+                     for m in ("image", "plot")}
             for j, g in enumerate(genres):
-                out["genre_tests"].append({"genre": g, "a": "image", "b": "plot", **both_tests(
-                    observed["image"][j] - observed["plot"][j], stats["image"][0][:, j] - stats["plot"][0][:, j],
-                    stats["image"][1][:, j] - stats["plot"][1][:, j])})
+                genre = {m: Estimate(*(part[..., j] for part in stats[m])) for m in ("image", "plot")}
+                out["genre_tests"].append({"genre": g, "a": "image", "b": "plot",
+                                           **difference([(1, genre["image"]), (-1, genre["plot"])], n_films)})
     def retest(t: dict[str, Any], draws: int, draw_seed: int) -> dict[str, Any] | None:
         if "genre" in t:  # a per-genre test: kept as drawn
             return None

@@ -40,6 +40,23 @@ TWO_LEVEL = ("95% percentile interval of a two-level bootstrap: each draw resamp
              "for every method, so tests are paired) and each method's seeds, so the interval covers test sampling "
              "and training noise; the film-only interval (seeds fixed) beside it shows how much of the width "
              "training noise adds")
+SEED_LEVEL = ("95% interval of a paired test over test films and seeds: the variance of a difference is its film "
+              "part (a bootstrap of the test films, the same draws for every method, so tests are paired) plus each "
+              "method's seed part (the unbiased variance of its runs' figures, over the number of seeds), referred to "
+              "Student's t with Welch-Satterthwaite degrees of freedom, so the interval covers test sampling and "
+              "training noise even with few seeds; the film-only interval (seeds fixed) beside it shows how much of "
+              "the width training noise adds")
+
+
+def seed_level(tests: list[dict[str, Any]]) -> bool:
+    """Whether a report's tests are seed-level t tests (reports made before them have no ``df``)."""
+    return any("df" in t for t in tests)
+
+
+def interval_words(tests: list[dict[str, Any]]) -> str:
+    """How a report says what its intervals cover: the seed-level t interval, or, for a report made before it,
+    the two-level bootstrap's percentile interval."""
+    return SEED_LEVEL if seed_level(tests) else TWO_LEVEL
 
 
 def compare_two_markdown(result: dict) -> str:
@@ -56,9 +73,9 @@ def compare_two_markdown(result: dict) -> str:
             else "per-genre thresholds tuned on each run's validation scores")
     lines = [f"# {a} against {b}", "",
              f"{'Validation' if split == 'val' else 'Test'} split: {posters} posters of {films} films; "
-             f"seed-averaged macro F1 in points, {rule}. Δ with its {TWO_LEVEL}; "
+             f"seed-averaged macro F1 in points, {rule}. Δ with its {interval_words(result['tests'])}; "
              f"p (Holm) is adjusted over all {len(result['tests'])} tests here, * = below 0.05.", ""]
-    if result["min_p_holm"] >= 0.05:
+    if result.get("min_p_holm", 0.0) >= 0.05:  # reports of a bootstrap p: its resolution limit
         lines += [f"**No test here can reach p (Holm) < 0.05**: with these bootstrap draws the smallest adjusted p is "
                   f"{result['min_p_holm']:.3f}. Raise compare.bootstrap or compare fewer methods.", ""]
     lines += [f"## Each method: {a} - {b}", ""]
@@ -95,7 +112,8 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
     n = len(films["tests"]) + len(films["genre_tests"])
     if films["tests"]:
         lines += ["", "### The questions of Table V: paired bootstrap over test films and seeds", "",
-                  f"Δ = a - b in seed-averaged macro F1 (points) with its {TWO_LEVEL}; p (two-level) and p (Holm) "
+                  f"Δ = a - b in seed-averaged macro F1 (points) with its {interval_words(films['tests'])}; "
+                  f"p{'' if seed_level(films['tests']) else ' (two-level)'} and p (Holm) "
                   f"adjusted over the {n} tests of Table V (this family only), * = below 0.05.", ""]
         lines += md_table(["question", "films", "a", "b", "Δ F_m [95% CI]", "films only", "p", "p (Holm)"], [
             [t["question"], t["subset"], labels.get(t["a"], t["a"]), labels.get(t["b"], t["b"]),
@@ -222,8 +240,9 @@ def _tests_markdown(summary: dict, md) -> list[str]:
     parts = [
         "## Paired bootstrap over test films and seeds",
         "",
-        f"Difference in seed-averaged test macro F1 (in points) with its {TWO_LEVEL}; two-sided p from the same "
-        f"draws. Family **{QUESTIONS}**: **p (Holm)** is adjusted over its {n} tests together (listed under the "
+        f"Difference in seed-averaged test macro F1 (in points) with its {interval_words(summary['tests'])}; "
+        f"two-sided p from the same {'t' if seed_level(summary['tests']) else 'draws'}. Family **{QUESTIONS}**: "
+        f"**p (Holm)** is adjusted over its {n} tests together (listed under the "
         f"question each answers: the paper's head against each method, every method against the best baseline; "
         f"the head-against-best-baseline test is in both); a difference is called significant only when p (Holm) "
         f"< 0.05.",

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.markdown import TWO_LEVEL, interval, md_table, p_cell, replay_markdown
+from pipeline.evaluation.markdown import interval, interval_words, md_table, p_cell, replay_markdown, seed_level
 from pipeline.evaluation.statistics import paired_bootstrap, seed_std, settle_borderline
 from pipeline.models.product import MAIN, WITHHELD
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
@@ -157,8 +157,9 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
          f"{100 * r['f1_macro_mean']:.2f} ± {100 * r['f1_macro_std']:.2f}",
          f"{100 * r['f1_samples_mean']:.2f} ± {100 * r['f1_samples_std']:.2f}",
          f"{r['genres_per_poster']:.2f} ({r['genres_per_poster_true']:.2f})"] for r in summary["rows"]])
-    out += ["", "## Tests", "", f"Macro F1, a - b in points: {TWO_LEVEL}; {summary['n_boot']} draws (bootstrap "
-            f"seed {summary['bootstrap_seed']}), Holm over the {len(summary['tests'])} tests below.", ""]
+    out += ["", "## Tests", "", f"Macro F1, a - b in points: {interval_words(summary['tests'])}; "
+            f"{summary['n_boot']} draws (bootstrap seed {summary['bootstrap_seed']}), Holm over the "
+            f"{len(summary['tests'])} tests below.", ""]
     out += md_table(["a", "b", "films", "question", "a - b", "95% interval", "p", "p (Holm)", ""], [
         [t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t), p_cell(t),
          f"{t['p_holm']:.4f}", "significant" if t["significant"] else "not significant"] for t in summary["tests"]])
@@ -253,7 +254,7 @@ def product_headline(summary: dict[str, Any]) -> list[str]:
     for label, ref in summary.get("references", {}).items():
         out.append(f"For reference, the best single method of the committed {label} with its own product rule "
                    f"(chosen by that report's settings): {ref['method']}, macro F1 {100 * ref['f1_macro']:.2f}.")
-    out.append(f"Mean ± standard deviation over {', '.join(map(str, sorted(seeds)))} seeds; intervals: two-level "
-               f"paired bootstrap of macro F1 (test films and seeds), Holm over the report's {len(summary['tests'])} "
-               "tests.")
+    test = ("seed-level paired t test" if seed_level(summary["tests"]) else "two-level paired bootstrap")
+    out.append(f"Mean ± standard deviation over {', '.join(map(str, sorted(seeds)))} seeds; intervals: {test} "
+               f"of macro F1 (test films and seeds), Holm over the report's {len(summary['tests'])} tests.")
     return out
