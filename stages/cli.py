@@ -220,15 +220,16 @@ def product_report_cmd(
         product_markdown,
         product_summary,
     )
-    from pipeline.models.early_stopping import replay_table
+    from pipeline.models.early_stopping import min_delta_table, replay_table
 
-    p = load_params(params, ["data", "compare"])
+    p = load_params(params, ["data", "compare", "train"])
     found, plans = load_product_runs(runs)
     seed = p["compare"].bootstrap_seed if bootstrap_seed is None else bootstrap_seed
     summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, seed, plans)
     curves = load_training_curves(runs)
     if curves:  # each run's validation loss per epoch: the early-stopping replay
         summary["early_stopping"] = replay_table(curves)
+        summary["min_delta"] = min_delta_table(curves, p["train"].patience)
     references = {}
     for label, path in (("Table V (films)", table_v), ("poster-only comparison", comparison)):
         if path is not None:

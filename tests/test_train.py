@@ -7,7 +7,7 @@ from pipeline.core.params import FusionParams, LossParams, TrainParams
 from pipeline.features.store import FeatureSet
 from pipeline.models.checkpoint import load_head, save_checkpoint
 from pipeline.models.datasets import Dataset, StoredTensor, build_datasets, feature_dims, predict_scores
-from pipeline.models.early_stopping import replay_early_stopping
+from pipeline.models.early_stopping import min_delta_table, replay_early_stopping
 from pipeline.models.heads import create_head, head_config
 from pipeline.models.train import attach_decisions, epoch_batches, train_head
 from pipeline.scoring.thresholds import DecisionRule
@@ -92,6 +92,19 @@ def test_a_smaller_patience_replayed_on_a_recorded_curve_is_what_training_with_i
     assert checked, losses  # at least one smaller patience keeps the best epoch on this curve
     assert replay_early_stopping([3.0, 2.0, 2.5, 2.4, 1.0], 2) == (2, 4)  # stops before the later, lower loss
     assert replay_early_stopping([3.0, 2.0, 2.5, 2.4, 1.0], 3) == (5, 5)
+
+
+
+def test_a_minimum_improvement_ignores_small_late_gains_and_so_moves_the_best_epoch():
+    """A late loss lower by under min_delta of the best is not a new best: the run stops sooner, from an earlier
+    best epoch; the table counts such runs as changed."""
+    curve = [1.0, 0.9, 0.8995, 0.95, 0.96, 0.97]
+    assert replay_early_stopping(curve, 3) == (3, 6)
+    assert replay_early_stopping(curve, 3, min_delta=0.01) == (2, 5)
+    flat = [1.0, 0.5, 0.6, 0.7, 0.8]  # its one improvement is large: any min_delta here keeps it
+    rows = min_delta_table([("a", curve), ("b", flat)], patience=3, min_deltas=(0.0, 0.01))
+    assert [(r["min_delta"], r["kept"], r["runs"], r["epochs"], r["moved"]) for r in rows] == [
+        (0.0, 2, 2, 11, []), (0.01, 1, 2, 10, ["a"])]
 
 
 def test_epoch_batches_cover_every_poster_once_and_group_lengths():

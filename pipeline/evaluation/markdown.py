@@ -325,6 +325,18 @@ def early_stopping_markdown(summary: dict) -> list[str]:
     return replay_markdown(replay_table(curves)) if curves else []
 
 
+def min_delta_markdown(rows: list[dict]) -> list[str]:
+    """:func:`pipeline.models.early_stopping.min_delta_table` as report lines."""
+    return [f"## A minimum improvement, replayed at patience {rows[0]['patience']}", "",
+            "An epoch counts as a new best only when its validation loss is lower than the best by more than this "
+            "share of it; a run whose best epoch moves gets another checkpoint.", "",
+            *md_table(["minimum improvement", "runs keeping their best epoch", "epochs run", "epochs saved",
+                       "methods with a run that would change"],
+                      [[f"{r['min_delta']:.1%}", f"{r['kept']} of {r['runs']}", r["epochs"],
+                        f"{1 - r['epochs'] / r['epochs_recorded']:.0%}", ", ".join(r["moved"]) or "-"]
+                       for r in rows]), ""]
+
+
 def replay_markdown(rows: list[dict]) -> list[str]:
     return ["## Early stopping replayed on the recorded curves", "",
             "Every run's validation loss per epoch, replayed under a smaller patience: a run that keeps its best "

@@ -29,7 +29,15 @@ import polars as pl
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_parquet
-from pipeline.evaluation.markdown import interval, interval_words, md_table, p_cell, replay_markdown, seed_level
+from pipeline.evaluation.markdown import (
+    interval,
+    interval_words,
+    md_table,
+    min_delta_markdown,
+    p_cell,
+    replay_markdown,
+    seed_level,
+)
 from pipeline.evaluation.statistics import paired_bootstrap, seed_std, settle_borderline
 from pipeline.models.product import MAIN, WITHHELD
 from pipeline.scoring.thresholds import genres_per_poster, measure_predictions
@@ -176,6 +184,8 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
                                                      for g, row in summary["tags_without_plot"].items()])
     if summary.get("early_stopping"):
         out += ["", *replay_markdown(summary["early_stopping"])[:-1]]
+    if summary.get("min_delta"):
+        out += ["", *min_delta_markdown(summary["min_delta"])[:-1]]
     out += ["", "## Decisions chosen on validation, per seed", "",
             "Each test film's input pattern and the rule it got (the calibration and the members each pattern "
             "averages are in the runs' `dvclive/product/metrics.json`, `plans`).", ""]
