@@ -37,6 +37,12 @@ VARIANTS: dict[str, dict] = {
     "rapidocr, openvino bf16": {"engine": "rapidocr", "rapidocr": {"runtime": "openvino", "precision": "bf16"}},
     "rapidocr, openvino f32": {"engine": "rapidocr", "rapidocr": {"runtime": "openvino", "precision": "f32"}},
     "rapidocr, detector side 480": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 480}},
+    # the detector sized to the poster: a smaller minimum side, or the poster's own size (a 300 x 444 poster is
+    # read as it is: the longer side capped at 960)
+    "rapidocr, detector side 544": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 544}},
+    "rapidocr, detector side 448": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 448}},
+    "rapidocr, native size (960, max)": {"engine": "rapidocr",
+                                         "rapidocr": {"det_limit_side_len": 960, "det_limit_type": "max"}},
     "rapidocr, angle classifier on": {"engine": "rapidocr", "rapidocr": {"use_cls": True}},
 }
 
