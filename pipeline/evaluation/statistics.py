@@ -14,7 +14,7 @@ is training noise.
 
 Resampling k seeds from k runs says too little about training noise when there are few seeds: it keeps (k - 1)/k
 of the seed variance and has normal tails, and in a null simulation (the same method twice, whole runs shifting
-between seeds) it called 9-15% of differences significant at a nominal 5% where seeds dominate. Every test's
+between seeds) it called 8-15% of differences significant at a nominal 5% where seeds dominate. Every test's
 interval and p are therefore seed-level corrected (:func:`seed_level_test`, Welch-Satterthwaite): the variance of
 a difference is its film part (the film-only draws) plus each method's seed part (the unbiased variance of its
 runs' figures on the whole test set over k), referred to Student's t with the Satterthwaite degrees of freedom,
