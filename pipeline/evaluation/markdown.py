@@ -121,7 +121,8 @@ def films_markdown(films: dict[str, Any], labels: dict[str, str]) -> list[str]:
             for t in films["tests"]])
     if films["genre_tests"]:
         lines += ["", "### Per genre: the poster image against the plot (films with a plot)", "",
-                  "F1 per genre, seed-averaged; Δ = image - plot with its two-level interval (films and seeds); "
+                  f"F1 per genre, seed-averaged; Δ = image - plot with its "
+                  f"{'seed-level' if seed_level(films['genre_tests']) else 'two-level'} interval (films and seeds); "
                   "p (Holm) in the same family as above. A positive Δ is a genre the poster knows better than the "
                   "synopsis.", ""]
         fig = films["subsets"]["with_plot"]["figures"]
