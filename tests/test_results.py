@@ -379,3 +379,30 @@ def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_a
             decimals = len(value.split(".")[1])
             assert any(round(c, decimals) == float(value) for c in candidates), (
                 f"'{p.group(0)}' is not a p (Holm) of the pair of {quoted[i].group(0)}: {candidates}")
+
+
+def test_the_counts_the_readings_state_are_the_reports_counts():
+    """"None of its 12", "eight of the nine", "six of the nine": each count a reading states is counted again from
+    the committed report it cites (a re-made report with other counts fails here until the words follow)."""
+    from pipeline.evaluation.methods import reads_films
+
+    comparison = json.loads((ROOT / "results" / "comparison" / "summary.json").read_text())
+    # the paper's head against every method that reads both image and text (its ablations included)
+    both = [t for t in comparison["tests"] if t["a"] == "ours" and t["b"] not in ("image", "text", "naive")
+            and not reads_films(t["b"])]
+    significant = sum(t["p_holm"] < 0.05 for t in both)
+    words = {0: "none", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+             9: "nine", 10: "ten"}
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert f"{words[significant]} of its {len(both)} differences to them survives" in results
+    readme = (ROOT / "README.md").read_text()
+    for folder, text, where in (("ocr-engines", "significantly for {k}", results),
+                                ("ocr-engines", "{k} of the {n} methods that read text score significantly higher",
+                                 readme),
+                                ("ocr-engines-per-genre", "{k} of the {n} survive", results)):
+        report = json.loads((ROOT / "results" / folder / "compare_two.json").read_text())
+        text_methods = [t for t in report["tests"] if t["kind"] == "method" and t["method"] != report["reference"]]
+        k = sum(t["p_holm"] < 0.05 and t["diff"] > 0 for t in text_methods)
+        stated = text.format(k=words[k], n=words[len(text_methods)])
+        assert " ".join(stated.split()) in " ".join(where.split()), (folder, stated)
+    assert f"for each of the {words[len(text_methods)]} methods that read text" in " ".join(results.split())
