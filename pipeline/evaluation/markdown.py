@@ -40,12 +40,12 @@ TWO_LEVEL = ("95% percentile interval of a two-level bootstrap: each draw resamp
              "for every method, so tests are paired) and each method's seeds, so the interval covers test sampling "
              "and training noise; the film-only interval (seeds fixed) beside it shows how much of the width "
              "training noise adds")
-SEED_LEVEL = ("95% interval of a paired test over test films and seeds: the variance of a difference is its film "
-              "part (a bootstrap of the test films, the same draws for every method, so tests are paired) plus each "
+SEED_LEVEL = ("95% interval of a paired test over films and seeds: the variance of a difference is its film part "
+              "(a bootstrap of the split's films, the same draws for every method, so tests are paired) plus each "
               "method's seed part (the unbiased variance of its runs' figures, over the number of seeds), referred to "
-              "Student's t with Welch-Satterthwaite degrees of freedom, so the interval covers test sampling and "
-              "training noise even with few seeds; the film-only interval (seeds fixed) beside it shows how much of "
-              "the width training noise adds")
+              "Student's t with Welch-Satterthwaite degrees of freedom, so the interval covers the sampling of films "
+              "and training noise even with few seeds; the film-only interval (seeds fixed) beside it shows how much "
+              "of the width training noise adds")
 
 
 def seed_level(tests: list[dict[str, Any]]) -> bool:
