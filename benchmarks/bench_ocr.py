@@ -13,6 +13,9 @@ empty cache and the stage's own worker processes:
 
     python benchmarks/bench_ocr.py --posters ../shared/posters --n 300 --out benchmarks/ocr.json
 
+``--whole-set NAME=features/ocr_report.json ...`` adds the title recall of whole runs (the ``ocr`` stage's
+report over every poster, one run per setting) beside the sample's rows.
+
 ``--variants`` picks rows by name (default: all). Numbers depend on the machine
 and on what else runs; the report records the CPU count.
 """
@@ -39,6 +42,7 @@ VARIANTS: dict[str, dict] = {
     "rapidocr, detector side 480": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 480}},
     # the detector sized to the poster: a smaller minimum side, or the poster's own size (a 300 x 444 poster is
     # read as it is: the longer side capped at 960)
+    "rapidocr, detector side 736": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 736}},
     "rapidocr, detector side 544": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 544}},
     "rapidocr, detector side 448": {"engine": "rapidocr", "rapidocr": {"det_limit_side_len": 448}},
     "rapidocr, native size (960, max)": {"engine": "rapidocr",
@@ -71,6 +75,9 @@ def main() -> None:
                     help="ocr.workers, one row per count (default: one per core, the stage's default); 1 = one "
                          "process with the engine's own threads")
     ap.add_argument("--out", default=None, help="write the report as JSON here")
+    ap.add_argument("--whole-set", nargs="*", default=[], metavar="NAME=OCR_REPORT",
+                    help="the ocr stage's reports (features/ocr_report.json) of whole runs, one per setting: their "
+                         "title recall over every poster goes into the report beside the sample's rows")
     ap.add_argument("--append", action="store_true",
                     help="add these rows to the --out report (the same posters) instead of replacing it")
     args = ap.parse_args()
@@ -86,6 +93,8 @@ def main() -> None:
         for workers in args.workers:
             rows.append(run_variant(name, OcrParams(**VARIANTS[name], workers=workers), posters))
     out = {"cpus": os.cpu_count(), "posters": len(posters), "rows": rows}
+    if args.whole_set:
+        out["whole_set"] = [whole_set_row(spec) for spec in args.whole_set]
     if args.append and args.out and Path(args.out).exists():
         earlier = json.loads(Path(args.out).read_text())
         if earlier["posters"] != len(posters):
@@ -94,6 +103,15 @@ def main() -> None:
     print(markdown(out))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def whole_set_row(spec: str) -> dict:
+    """``NAME=PATH``: a whole run's OCR quality, from its ``ocr`` stage report."""
+    name, _, path = spec.partition("=")
+    if not path:
+        sys.exit(f"error: --whole-set {spec!r}: expected NAME=features/ocr_report.json")
+    quality = json.loads(Path(path).read_text())["quality"]
+    return {"variant": name, **quality}
 
 
 def run_variant(name: str, params, posters) -> dict:
@@ -134,6 +152,14 @@ def markdown(report: dict) -> str:
                      f"| {e['word_any']:.1%} / {e['word_all']:.1%} | {a['substring_any']:.1%} / "
                      f"{a['substring_all']:.1%} | {r['as_read']['no_text']:.1%} | "
                      f"{r['as_read']['characters_per_poster']} |")
+    if report.get("whole_set"):
+        lines += ["", "| settings, every poster of a whole run | posters with a title word | title word: any / all "
+                  "(as read) | substring any / all | no text | chars/poster |", "|---|---|---|---|---|---|"]
+        for r in report["whole_set"]:
+            t = r["title_recall"]
+            lines.append(f"| {r['variant']} | {t['posters_with_title_words']} | {t['word_any']:.2%} / "
+                         f"{t['word_all']:.2%} | {t['substring_any']:.2%} / {t['substring_all']:.2%} | "
+                         f"{r['no_text']:.2%} | {r['characters_per_poster']} |")
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ BENCHMARKS = ROOT / "benchmarks"
 #: (benchmark script, its committed report, the functions that render the README's tables)
 TABLES = [
     ("bench_ocr.py", "ocr.json", ["markdown"]),
+    ("bench_ocr.py", "ocr_detector.json", ["markdown"]),
     ("bench_pipeline.py", "pipeline.json", ["markdown", "markdown_warm"]),
     ("bench_pipeline.py", "epoch.json", ["markdown_epochs"]),
     ("bench_cold_run.py", "cold_run.json", ["markdown", "markdown_metrics", "markdown_rule"]),

@@ -260,7 +260,8 @@ def test_a_committed_comparison_report_renders_from_its_summary(folder):
     assert markdown(summary) == (ROOT / "results" / folder / "report.md").read_text()
 
 
-@pytest.mark.parametrize("folder", ["films-names", "ocr-engines", "ocr-engines-per-genre"])
+@pytest.mark.parametrize("folder", ["films-names", "ocr-engines", "ocr-engines-per-genre", "ocr-detector-validation",
+                                    "metadata-names-validation"])
 def test_a_committed_compare_two_report_renders_from_its_result(folder):
     from pipeline.evaluation.markdown import compare_two_markdown
 

@@ -168,7 +168,7 @@ class RapidOcrSettings(_Group):
     use_cls: bool = False
     #: The detector resizes the image so its ``det_limit_type`` side is ``det_limit_side_len``
     #: (``min``: the shorter side is raised to it; ``max``: the longer side is capped at it).
-    det_limit_side_len: int = Field(default=736, ge=32)
+    det_limit_side_len: int = Field(default=544, ge=32)
     det_limit_type: Literal["min", "max"] = "min"
     det_thresh: float = Field(default=0.3, gt=0, lt=1)
     box_thresh: float = Field(default=0.5, gt=0, lt=1)
