@@ -24,6 +24,11 @@ whether the checkpoint is the default's bytes.
 
     python benchmarks/bench_pipeline.py --epochs-of /path/to/run --epochs 2 --out benchmarks/epoch.json
 
+With ``--profile-of RUN`` it profiles one epoch (and its validation pass) of the paper's head on those features
+with ``torch.profiler``: the operators that take the most CPU time of their own, and their share.
+
+    python benchmarks/bench_pipeline.py --profile-of /path/to/run --out benchmarks/epoch_profile.json
+
 Numbers depend on the machine and on what else runs; the report records the
 CPU count and torch threads next to them.
 """
@@ -170,6 +175,44 @@ def epoch_alternatives(run: Path, epochs: int) -> list[dict]:
     return rows
 
 
+def epoch_profile(run: Path, top: int = 12) -> dict:
+    """Where one epoch of the paper's head goes (default params, 2 threads): torch.profiler over one epoch and its
+    validation pass on a run's features, the ``top`` operators by their own CPU time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from pipeline.core.io import read_parquet
+    from pipeline.core.params import PAPER_GENRES, FusionParams, LossParams, TrainParams
+    from pipeline.features.store import load_features
+    from pipeline.models.datasets import build_datasets, feature_dims
+    from pipeline.models.train import train_head
+
+    torch.set_num_threads(2)
+    posters, split = read_parquet(run / "data" / "posters.parquet"), read_parquet(run / "data" / "split.parquet")
+    image, text = (load_features(run / "features" / f"{k}.h5", run / "features" / f"{k}.parquet") for k in
+                   ("image", "text"))
+    data, _ = build_datasets(posters, split, image, text, list(PAPER_GENRES))
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_head(data, feature_dims(image, text), list(PAPER_GENRES), FusionParams(),
+                   TrainParams(epochs=1, patience=1), LossParams())
+    seconds = time.perf_counter() - t0
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops)
+    return {"posters": len(data["train"]), "seconds_profiled": round(seconds, 1),
+            "self_cpu_seconds": round(total / 1e6, 1),
+            "ops": [{"op": e.key, "calls": e.count, "self_cpu_seconds": round(e.self_cpu_time_total / 1e6, 2),
+                     "share": round(e.self_cpu_time_total / total, 4)} for e in ops[:top]]}
+
+
+def markdown_profile(report: dict) -> str:
+    """docs/performance.md's table of an epoch's operators by their own CPU time."""
+    lines = ["| operator | calls | own CPU time (s) | share |", "|---|---|---|---|"]
+    for r in report["profile"]["ops"]:
+        lines.append(f"| `{r['op']}` | {r['calls']} | {r['self_cpu_seconds']:.2f} | {r['share']:.1%} |")
+    return "\n".join(lines)
+
+
 def markdown_epochs(report: dict) -> str:
     """docs/performance.md's table of the epoch alternatives."""
     lines = ["| alternative | first epoch (s) | later epochs (s) | validation loss | validation macro F1 at 0.5 | "
@@ -192,7 +235,18 @@ def main() -> None:
     ap.add_argument("--epochs-of", default=None, type=Path,
                     help="a workspace after dvc repro: measure the paper's head's epoch alternatives on its features")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per alternative (with --epochs-of)")
+    ap.add_argument("--profile-of", default=None, type=Path,
+                    help="a workspace after dvc repro: profile one epoch of the paper's head on its features")
     args = ap.parse_args()
+    if args.profile_of:
+        import torch
+
+        report = {"cpus": os.cpu_count(), "run": str(args.profile_of), "torch": torch.__version__,
+                  "profile": epoch_profile(args.profile_of)}
+        print(markdown_profile(report))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        return
     if args.epochs_of:
         import torch
 
