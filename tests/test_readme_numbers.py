@@ -22,6 +22,7 @@ TABLES = [
     ("bench_ocr.py", "ocr_detector.json", ["markdown"]),
     ("bench_pipeline.py", "pipeline.json", ["markdown", "markdown_warm"]),
     ("bench_pipeline.py", "epoch.json", ["markdown_epochs"]),
+    ("bench_pipeline.py", "epoch_profile.json", ["markdown_profile"]),
     ("bench_cold_run.py", "cold_run.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_cold_run.py", "cold_run_bf16.json", ["markdown", "markdown_metrics", "markdown_rule"]),
     ("bench_cold_run.py", "cold_run_patience3.json", ["markdown"]),
