@@ -171,8 +171,8 @@ def compare_two_cmd(
 ) -> None:
     """Two comparisons that differ in one upstream choice (OCR engine, encoder), method by method.
 
-    Paired film bootstrap of seed-averaged test (or validation) macro F1: each method A - B, and each method's gain over
-    REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
+    Paired test (films and seeds) of seed-averaged test (or validation) macro F1: each method A - B, and each
+    method's gain over REFERENCE within A, within B and its change; Holm-adjusted over all tests."""
     from pipeline.core.errors import PipelineError
     from pipeline.core.io import write_json, write_text
     from pipeline.core.params import load_params

@@ -120,7 +120,8 @@ def summarise(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 2000
     (``threshold_mode: per_genre``) or as ``threshold`` everywhere: they are post-hoc, so
     changing them re-runs the report only, never the training.
 
-    Tests (two-level paired bootstrap of seed-averaged test macro F1, all on the same draws), in two
+    Tests (paired over test films and seeds, seed-level corrected, of seed-averaged test macro F1, all on the same
+    film draws; :func:`pipeline.evaluation.statistics.difference`), in two
     families, each Holm-adjusted over itself and named in every test (``family``):
 
     - ``tests``, the paper's questions: the paper's model (``ours``) against each other method, and every
@@ -272,8 +273,8 @@ def compare_two(runs_a: dict[str, list[dict]], runs_b: dict[str, list[dict]], ge
 
     For every method in both (and with the same seeds): the difference in seed-averaged test macro
     F1, A - B; and for every method but ``reference`` (image only: the text's contribution), its gain
-    over ``reference`` within A, within B, and the difference of those gains. All are paired film
-    bootstraps on the *same* draws (both comparisons must have the same test posters), and every
+    over ``reference`` within A, within B, and the difference of those gains. All are paired tests over
+    films and seeds on the *same* film draws (both comparisons must have the same posters), and every
     p-value is Holm-adjusted over all the tests made here together, so ``methods`` (default: every
     method in both) should name only the ones the question needs.
     """
@@ -344,7 +345,7 @@ def films_summary(runs: dict[str, list[dict]], genres: list[str], n_boot: int = 
     """Table V: the film methods on all test films, on those that have a plot and on those that have none.
 
     For each subset: F_m, Hit and AP_m (mean, std over seeds); the pairs of :data:`FILM_PAIRS` (each a
-    question: what the poster adds over the plot, ...) as paired film-bootstrap tests of seed-averaged
+    question: what the poster adds over the plot, ...) as paired tests (films and seeds) of seed-averaged
     macro F1, each on the subsets it names (without a plot: what a model that reads plots does for a film
     without one, against falling back to a poster-only model); and, on the plot subset,
     the per-genre F1 of the poster image against the plot

@@ -10,8 +10,8 @@ films. Reports, on all test films and on those with and without a plot (the film
   and genres per poster;
 * for the films variant, the product again with every film's synopsis withheld (``withheld``): the no-plot
   plan judged on the many test films that have a plot, beside the few that arrive without one;
-* the tests (two-level paired bootstrap of the seed-averaged macro F1,
-  :func:`pipeline.evaluation.compare.paired_bootstrap`; Holm over the report's tests): the product against the
+* the tests (paired over test films and seeds, seed-level corrected, of the seed-averaged macro F1,
+  :func:`pipeline.evaluation.statistics.paired_bootstrap`; Holm over the report's tests): the product against the
   paper's head, and, for films that arrive without a plot, the films product against the poster-only product
   and the poster-only paper's head;
 * for the films without a plot, how many each genre is tagged (mean over seeds) against how many have it;
