@@ -331,11 +331,7 @@ def min_delta_markdown(rows: list[dict]) -> list[str]:
     return [f"## A minimum improvement, replayed at patience {rows[0]['patience']}", "",
             "An epoch counts as a new best only when its validation loss is lower than the best by more than this "
             "share of it; a run whose best epoch moves gets another checkpoint.", "",
-            *md_table(["minimum improvement", "runs keeping their best epoch", "epochs run", "epochs saved",
-                       "methods with a run that would change"],
-                      [[f"{r['min_delta']:.1%}", f"{r['kept']} of {r['runs']}", r["epochs"],
-                        f"{1 - r['epochs'] / r['epochs_recorded']:.0%}", ", ".join(r["moved"]) or "-"]
-                       for r in rows]), ""]
+            *_replayed(rows, "minimum improvement", lambda r: f"{r['min_delta']:.1%}"), ""]
 
 
 def replay_markdown(rows: list[dict]) -> list[str]:
@@ -343,8 +339,12 @@ def replay_markdown(rows: list[dict]) -> list[str]:
             "Every run's validation loss per epoch, replayed under a smaller patience: a run that keeps its best "
             "epoch trains the same epochs up to it, so its checkpoint and every figure made from it are unchanged; "
             "the others would stop before their best epoch.", "",
-            *md_table(["patience", "runs keeping their best epoch", "epochs run", "epochs saved",
-                       "methods with a run that would change"],
-                      [[r["patience"], f"{r['kept']} of {r['runs']}", r["epochs"],
-                        f"{1 - r['epochs'] / r['epochs_recorded']:.0%}", ", ".join(r["moved"]) or "-"]
-                       for r in rows]), ""]
+            *_replayed(rows, "patience", lambda r: r["patience"]), ""]
+
+
+def _replayed(rows: list[dict], setting: str, cell) -> list[str]:
+    """The table of a replay (:func:`pipeline.models.early_stopping.replay_table` rows), one row per ``setting``."""
+    return md_table([setting, "runs keeping their best epoch", "epochs run", "epochs saved",
+                     "methods with a run that would change"],
+                    [[cell(r), f"{r['kept']} of {r['runs']}", r["epochs"],
+                      f"{1 - r['epochs'] / r['epochs_recorded']:.0%}", ", ".join(r["moved"]) or "-"] for r in rows])

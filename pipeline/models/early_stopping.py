@@ -65,7 +65,6 @@ def replay_table(curves: list[tuple[str, list[float]]], patiences=PATIENCES, min
     return rows
 
 
-
 #: The minimum improvements (shares of the best loss) :func:`min_delta_table` tries.
 MIN_DELTAS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05)
 
