@@ -126,6 +126,31 @@ def test_metadata_is_fitted_on_train_only_with_an_unknown_slot():
     assert len(metadata_columns(fit_metadata(train, "drop", 8))) == len(cols) - 16  # names dropped
 
 
+def test_onehot_names_are_the_training_films_names_of_two_films_or_more_and_the_first_three_billed():
+    train = pl.DataFrame({
+        "imdb_id": ["a", "b", "c"], "film_row": [True] * 3, "runtime_min": [90] * 3, "release_year": [2000] * 3,
+        "certification": [None] * 3, "language": [None] * 3,
+        "director": ["Jane Doe", "jane doe|Solo Once", "Other"],
+        "cast": ["A|B|C|D", "a|b|c|d", "D|E"],  # D is billed fourth on two films: not read there
+    })
+    spec = fit_metadata(train, "onehot", 8)
+    assert spec["director"] == ["jane doe"] and spec["cast"] == ["a", "b", "c"] and spec["buckets"] == 0
+    cols = metadata_columns(spec)
+    assert [c for c in cols if c.startswith(("director", "cast"))] == [
+        "director=jane doe", "cast=a", "cast=b", "cast=c"]
+    test = pl.DataFrame({
+        "imdb_id": ["x", "y"], "film_row": [True, True], "runtime_min": [90, 90], "release_year": [2000, 2000],
+        "certification": [None, None], "language": [None, None],
+        "director": ["JANE DOE", "Someone New"], "cast": ["Z|Y|X|A", "C|B"],
+    })
+    rows = [dict(zip(cols, r)) for r in metadata_matrix(test, spec)]
+    assert rows[0]["director=jane doe"] == 1 and rows[0]["cast=a"] == 0  # A billed fourth: beyond the three read
+    assert rows[1]["director=jane doe"] == 0 and rows[1]["cast=b"] == rows[1]["cast=c"] == 1
+    # a hash or drop spec (and an older checkpoint's) has no vocabularies: the same columns as before
+    assert "director" not in fit_metadata(train, "hash", 8) and not any(
+        c.startswith("director=") for c in metadata_columns(fit_metadata(train, "drop", 8)))
+
+
 class CountingTextEncoder:
     """A text encoder that counts what it embeds (a plot's vector: its length and first letter)."""
 

@@ -270,8 +270,9 @@ class FusionParams(_Group):
     #: metadata.py): ``auto`` = when the films table has film rows and the head can read it; true / false.
     metadata: Literal["auto", True, False] = "auto"
     #: Director and cast in the metadata vector: ``hash`` (each name into one of ``metadata_buckets``
-    #: slots by its sha256) or ``drop``.
-    metadata_names: Literal["hash", "drop"] = "hash"
+    #: slots by its sha256), ``onehot`` (the MovieScope paper's: a slot per director and per actor of the first
+    #: three billed, credited on at least two training films) or ``drop``.
+    metadata_names: Literal["hash", "onehot", "drop"] = "hash"
     metadata_buckets: int = Field(default=256, ge=1)
 
     @model_validator(mode="after")

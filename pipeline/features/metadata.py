@@ -15,7 +15,11 @@ Slots, in order (:func:`metadata_columns` names each one):
   slots and each billed cast name into one of as many more, by the sha256 of the lower-cased name (a
   stable hash: the same name, the same slot, on every machine); ``drop`` leaves names out. Hashing
   needs no vocabulary from train, so a name first seen at test time still lands in a slot, sharing
-  it with others.
+  it with others. ``onehot`` is the MovieScope paper's encoding: one slot per director and per actor
+  among the first :data:`ONEHOT_CAST` billed (``director=<name>``, ``cast=<name>``), its vocabulary the
+  names credited on at least :data:`MIN_NAME_FILMS` training films (lower-cased); any other name, a test
+  film's new one included, sets no slot. The paper's vocabulary is its whole set's; here it is fitted on
+  train only, and a name of one training film is left out (its slot could only memorise that film).
 
 Everything fitted (means, stds, category lists) is plain data (:func:`fit_metadata`), saved in the
 checkpoint, so ``predict`` builds the same vector.
@@ -33,6 +37,10 @@ import polars as pl
 
 #: A category needs this many training films to get its own slot.
 MIN_FILMS = 5
+#: ``onehot``: a director or actor needs this many training films to get a slot.
+MIN_NAME_FILMS = 2
+#: ``onehot``: the billed actors read per film (the MovieScope paper's three).
+ONEHOT_CAST = 3
 
 
 def _first_language(value: str | None) -> str | None:
@@ -59,6 +67,18 @@ def _categories(values: list[str | None]) -> list[str]:
     return sorted(v for v, n in counts.items() if n >= MIN_FILMS)
 
 
+def _onehot_names(field: str, value: str | None) -> list[str]:
+    """The names of a film's ``director`` or ``cast`` value that ``onehot`` reads: lower-cased, each once, the
+    cast cut to its first :data:`ONEHOT_CAST` billed."""
+    names = [n.lower() for n in _names(value)]
+    return list(dict.fromkeys(names[:ONEHOT_CAST] if field == "cast" else names))
+
+
+def _name_vocabulary(values: list[str | None], field: str) -> list[str]:
+    counts = Counter(n for v in values for n in _onehot_names(field, v))
+    return sorted(n for n, k in counts.items() if k >= MIN_NAME_FILMS)
+
+
 def fit_metadata(train_films: pl.DataFrame, names: str = "hash", buckets: int = 256) -> dict[str, Any]:
     """The metadata spec fitted on the training films (``data/films.parquet`` rows of train films)."""
     runtimes = [math.log(r) for r in train_films["runtime_min"].drop_nulls().to_list()]
@@ -68,6 +88,8 @@ def fit_metadata(train_films: pl.DataFrame, names: str = "hash", buckets: int = 
         "certification": _categories(train_films["certification"].to_list()),
         "language": _categories([_first_language(v) for v in train_films["language"].to_list()]),
         "names": names, "buckets": buckets if names == "hash" else 0,
+        **({field: _name_vocabulary(train_films[field].to_list(), field) for field in ("director", "cast")}
+           if names == "onehot" else {}),
     }
 
 
@@ -83,6 +105,8 @@ def metadata_columns(spec: dict[str, Any]) -> list[str]:
         cols += [f"{field}={v}" for v in spec[field]] + [f"{field}=unknown"]
     for field in ("director", "cast"):
         cols += [f"{field}#{b}" for b in range(spec["buckets"])]
+    for field in ("director", "cast"):  # onehot's vocabularies (absent from a hash or drop spec)
+        cols += [f"{field}={name}" for name in spec.get(field, [])]
     return cols
 
 
@@ -97,6 +121,9 @@ def metadata_matrix(films: pl.DataFrame, spec: dict[str, Any]) -> np.ndarray:
     at_lang = at_cert + len(cert_slot) + 1
     at_director = at_lang + len(lang_slot) + 1
     at_cast = at_director + b
+    at_name = {"director": at_cast + b}
+    at_name["cast"] = at_name["director"] + len(spec.get("director", []))
+    name_slot = {field: {name: i for i, name in enumerate(spec.get(field, []))} for field in at_name}
     for i, f in enumerate(films.iter_rows(named=True)):
         out[i, 0] = float(bool(f["film_row"]))
         if f["runtime_min"] is not None:
@@ -114,4 +141,8 @@ def metadata_matrix(films: pl.DataFrame, spec: dict[str, Any]) -> np.ndarray:
                 out[i, at_director + _bucket(name, b)] += 1.0
             for name in _names(f["cast"]):
                 out[i, at_cast + _bucket(name, b)] += 1.0
+        for field, slots in name_slot.items():
+            for name in _onehot_names(field, f[field]):
+                if name in slots:
+                    out[i, at_name[field] + slots[name]] = 1.0
     return out
