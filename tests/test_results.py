@@ -273,7 +273,8 @@ def test_a_committed_compare_two_report_renders_from_its_result(folder):
 #: the words that must name the pair in the reading just before the interval (since the previous interval)
 #: and, where the pair is named after it, just after; and whether the reading calls it significant.
 #: Report: comparison (threshold 0.5), comparison-per-genre, films (Table V: subset; a genre test: the
-#: genre), films-names (compare-two: the method).
+#: genre), a compare-two report (films-names, ocr-engines, ocr-engines-per-genre: a and b are its labels, the
+#: group its test's kind and method, "method ours", "gain_a late"; a bare method is kind "method").
 BINDINGS = [
     ("comparison", "the paper's questions", "ours", "late-random-init", "random-start late fusion,", None, False),
     ("comparison", "the paper's questions", "ours", "late", "late fusion ahead of it,", None, False),
@@ -322,10 +323,11 @@ P_HOLM = re.compile(r"p \(Holm\) (\d\.\d+)(?: and (\d\.\d+))?")
 def _bound_test(report: str, group: str, a: str, b: str) -> dict:
     """The committed test a binding names."""
     folder = ROOT / "results" / report
-    if report == "films-names":
+    if (folder / "compare_two.json").exists():
         summary = load(folder, "compare_two.json")
         assert summary["labels"] == [a, b], f"results/{report} compares {summary['labels']}, not {a} and {b}"
-        return next(t for t in summary["tests"] if t["kind"] == "method" and t["method"] == group)
+        kind, method = group.split(" ") if " " in group else ("method", group)
+        return next(t for t in summary["tests"] if t["kind"] == kind and t["method"] == method)
     summary = load(folder, "summary.json")
     if report == "films":
         films = summary["films"]
@@ -339,34 +341,75 @@ def _interval(t: dict) -> str:
     return f"{100 * t['diff']:+.2f} [{100 * t['ci_low'] + 0:+.2f}, {100 * t['ci_high'] + 0:+.2f}]"
 
 
-def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_and_words():
-    """Not only that a quoted interval is some committed test (which swapping two pairs' labels would pass):
-    each is the test of the pair and family the words beside it name, its significance is what the reading
-    calls it, every p (Holm) quoted is that of the interval just before it, and the reading quotes no interval
-    left unbound."""
-    docs = (ROOT / "docs" / "results.md").read_text()
-    headings = ("## The comparison", "## Films: what the poster, the plot and the metadata each add")
-    sections = [_section(docs, heading) for heading in headings]
-    prose = " ".join(" ".join(line for s in sections for line in s.splitlines() if not line.startswith("|")).split())
+#: The reading of docs/results.md's RapidOCR-against-EasyOCR section (its two compare-two reports).
+OCR_BINDINGS = [
+    ("ocr-engines", "method ours", "rapidocr", "easyocr", "significantly for eight: the paper's head by", None, True),
+    ("ocr-engines", "method late", "rapidocr", "easyocr", "late fusion by", None, True),
+    ("ocr-engines", "method text", "rapidocr", "easyocr", "text only by", None, True),
+    ("ocr-engines", "method late-random-init", "rapidocr", "easyocr", "late fusion with a random blend start (",
+     "does not survive Holm", False),
+    ("ocr-engines-per-genre", "method ours", "rapidocr", "easyocr", "(the paper's head:", None, False),
+    ("ocr-engines", "gain_a ours", "rapidocr", "easyocr", "with RapidOCR's text the paper's head gains", None, True),
+    ("ocr-engines", "gain_b ours", "rapidocr", "easyocr", "over image only, with EasyOCR's", None, False),
+    ("ocr-engines", "gain_diff ours", "rapidocr", "easyocr", "the change,", "is significant", True),
+    ("ocr-engines", "gain_b late", "rapidocr", "easyocr", "only late fusion still gains over image only (", None, True),
+    ("ocr-engines", "gain_b text", "rapidocr", "easyocr", "text only falls 7.07 below image only (", None, True),
+    ("ocr-engines", "method image", "rapidocr", "easyocr", "Image only, which reads no text**, differs by", None,
+     False),
+]
+#: The README headline's bullets on the comparison, Table V and the OCR engines (the product's bullet is the
+#: product report's own sentences, held whole by test_the_product_section_and_headline_are_the_committed_report).
+README_BINDINGS = [
+    ("comparison", "the paper's questions", "ours", "image", "(the paper's head", "over image only", True),
+    ("comparison", "the paper's questions", "ours", "late-random-init", "(the largest gaps:",
+     "over the random-start late fusion", False),
+    ("comparison", "the paper's questions", "ours", "late", "and late fusion ahead,", "as head - late fusion", False),
+    ("comparison", "all pairs", "late", "ours-no-mcam", "late fusion over the paper's head without MCAM (", None,
+     True),
+    ("comparison", "all pairs", "late", "ours-no-mcam-no-smsam", "and without MCAM and SMSAM (", None, True),
+    ("films", "all", "ours-plot", "ours", "plot adds", "macro F1 to the paper's head", True),
+    ("films", "all", "image-plot", "plot", "the poster image over the plot,", "does not survive Holm", False),
+    ("films", "all", "ours-films", "ours-plot", "metadata adds nothing measurable (", None, False),
+    ("films", "without_plot", "ours-plot", "ours",
+     "the head trained with plots and the poster-only head are not separated (", None, False),
+    ("ocr-engines", "method ours", "rapidocr", "easyocr", "at the paper's rule (the paper's head", None, True),
+    ("ocr-engines", "gain_a ours", "rapidocr", "easyocr", "what text adds to the paper's head over image only is",
+     "with RapidOCR", True),
+    ("ocr-engines", "gain_b ours", "rapidocr", "easyocr", "with RapidOCR against", "with EasyOCR", False),
+    ("ocr-engines", "gain_b late", "rapidocr", "easyocr", "late fusion still gains from EasyOCR's text (", None,
+     True),
+]
+
+
+def _prose(text: str) -> str:
+    """``text`` without its table lines, on one line (a sentence may wrap anywhere)."""
+    return " ".join(" ".join(line for line in text.splitlines() if not line.startswith("|")).split())
+
+
+def _assert_bound(prose: str, bindings: list, where: str) -> None:
+    """Each binding's interval is quoted in ``prose`` with its words around it and its significance, every
+    p (Holm) quoted is that of the interval just before it, and ``prose`` quotes no interval left unbound."""
     quoted = list(INTERVAL.finditer(prose))
     bound: dict[int, dict] = {}
-    for report, group, a, b, before, after, significant in BINDINGS:
+    for report, group, a, b, before, after, significant in bindings:
         t = _bound_test(report, group, a, b)
         text = _interval(t)
-        where = [i for i, m in enumerate(quoted) if m.group(0) == text]
-        assert where, f"docs/results.md does not quote {report} {group} {a} - {b}: {text}"
-        i = where[0]
+        at = [i for i, m in enumerate(quoted) if m.group(0) == text and i not in bound]
+        assert at, f"{where} does not quote {report} {group} {a} - {b}: {text}"
+        i = at[0]
         since = prose[quoted[i - 1].end() if i else 0:quoted[i].start()][-250:]
         until = prose[quoted[i].end():quoted[i + 1].start() if i + 1 < len(quoted) else None][:120]
-        assert before is None or before in since, f"{text} ({a} - {b}, {group}): '{before}' is not just before it"
-        assert after is None or after in until, f"{text} ({a} - {b}, {group}): '{after}' is not just after it"
-        assert (t["p_holm"] < 0.05) == significant, f"{text} ({a} - {b}, {group}): the reading calls it " + (
+        pair = f"{where}: {text} ({a} - {b}, {group})"
+        assert before is None or before in since, f"{pair}: '{before}' is not just before it"
+        assert after is None or after in until, f"{pair}: '{after}' is not just after it"
+        assert (t["p_holm"] < 0.05) == significant, f"{pair}: the reading calls it " + (
             "significant" if significant else "not significant") + f", p (Holm) {t['p_holm']:.3f}"
         bound[i] = t
     unbound = [m.group(0) for i, m in enumerate(quoted) if i not in bound]
-    assert not unbound, f"docs/results.md quotes intervals no binding names: {unbound}"
+    assert not unbound, f"{where} quotes intervals no binding names: {unbound}"
     # a quoted p (Holm) is that of the pair of the interval just before it (two values: the two intervals before),
-    # in the family the reading names there (the pair's tests in every family and threshold mode are candidates)
+    # in the family the reading names there (the pair's tests in every family and threshold mode are candidates;
+    # a compare-two test: its own)
     every = [t for name in ("comparison", "comparison-per-genre")
              for t in load(ROOT / "results" / name, "summary.json")["tests"]
              + load(ROOT / "results" / name, "summary.json")["all_pairs"]]
@@ -379,7 +422,25 @@ def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_a
             candidates = [t["p_holm"] for t in every if {t["a"], t["b"]} == pair] or [bound[i]["p_holm"]]
             decimals = len(value.split(".")[1])
             assert any(round(c, decimals) == float(value) for c in candidates), (
-                f"'{p.group(0)}' is not a p (Holm) of the pair of {quoted[i].group(0)}: {candidates}")
+                f"{where}: '{p.group(0)}' is not a p (Holm) of the pair of {quoted[i].group(0)}: {candidates}")
+
+
+def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_and_words():
+    """Not only that a quoted interval is some committed test (which swapping two pairs' labels would pass):
+    each is the test of the pair and family the words beside it name, its significance is what the reading
+    calls it, every p (Holm) quoted is that of the interval just before it, and the reading quotes no interval
+    left unbound: docs/results.md's comparison and Table V readings, its OCR-engines reading, and the README
+    headline's bullets on them."""
+    docs = (ROOT / "docs" / "results.md").read_text()
+    headings = ("## The comparison", "## Films: what the poster, the plot and the metadata each add")
+    _assert_bound(_prose("\n".join(_section(docs, heading) for heading in headings)), BINDINGS, "docs/results.md")
+    ocr = _section(docs, "## RapidOCR's text against EasyOCR's: does better text change the science?")
+    _assert_bound(_prose(ocr[ocr.index("**Reading**"):]), OCR_BINDINGS, "docs/results.md (OCR engines)")
+    headline = _section((ROOT / "README.md").read_text(), "## Headline results")
+    bullets = [b for b in headline.split("\n* ")
+               if any(tag in b for tag in ("`results/comparison`", "`results/films`", "`results/ocr-engines`"))]
+    assert len(bullets) == 3, "README's headline lacks a bullet on the comparison, Table V or the OCR engines"
+    _assert_bound(_prose("\n".join(bullets)), README_BINDINGS, "README")
 
 
 def test_the_counts_the_readings_state_are_the_reports_counts():
