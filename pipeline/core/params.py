@@ -269,10 +269,11 @@ class FusionParams(_Group):
     #: Read the film's metadata vector (runtime, year, certification, language, names; pipeline/features/
     #: metadata.py): ``auto`` = when the films table has film rows and the head can read it; true / false.
     metadata: Literal["auto", True, False] = "auto"
-    #: Director and cast in the metadata vector: ``hash`` (each name into one of ``metadata_buckets``
-    #: slots by its sha256), ``onehot`` (the MovieScope paper's: a slot per director and per actor of the first
-    #: three billed, credited on at least two training films) or ``drop``.
-    metadata_names: Literal["hash", "onehot", "drop"] = "hash"
+    #: Director and cast in the metadata vector: ``onehot`` (the MovieScope paper's: a slot per director and per
+    #: actor of the first three billed, credited on at least two training films), ``hash`` (each name into one of
+    #: ``metadata_buckets`` slots by its sha256) or ``drop``. The default, ``onehot``, was chosen on validation
+    #: (docs/choices.md).
+    metadata_names: Literal["onehot", "hash", "drop"] = "onehot"
     metadata_buckets: int = Field(default=256, ge=1)
 
     @model_validator(mode="after")
