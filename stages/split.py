@@ -19,11 +19,12 @@ def main(
     out: Path = typer.Option(Path("data/split.parquet"), help="imdb_id -> train/val/test."),
     summary: Path = typer.Option(Path("data/split_summary.json"), help="Films, posters, genres per split."),
 ) -> None:
-    """Split films 0.8/0.1/0.1 (split.*), stratified over their genre vectors."""
+    """Split films 0.8/0.1/0.1 (split.*), or fold split.fold of split.folds, stratified over their genre
+    vectors."""
     p = load_params(params, ["split", "data"])
     s, genres = p["split"], p["data"].genres
     table = read_parquet(posters)
-    split = split_films(table, genres, (s.train, s.val, s.test), s.seed)
+    split = split_films(table, genres, (s.train, s.val, s.test), s.seed, s.folds, s.fold)
     write_parquet(out, split)
     rep = split_summary(split, table, genres)
     write_json(summary, rep)

@@ -81,3 +81,31 @@ def test_films_sharing_a_poster_image_land_in_one_split():
     assert together.n_unique() == 1
     assert shared_images(shared) == [sorted([a, b, c])]
     assert split_summary(split, shared, GENRES)["films_sharing_an_image"] == [sorted([a, b, c])]
+
+
+def test_cross_validation_makes_every_film_a_test_film_once_and_keeps_shared_images_together():
+    table = posters(n_films=300)
+    shared = pl.concat([table, pl.DataFrame([{"imdb_id": "tt0000299", "labels": "A", "sha256": "0-0"}])])
+    splits = [split_films(shared, GENRES, seed=3, folds=5, fold=f) for f in range(5)]
+    tests = [set(s.filter(pl.col("split") == "test")["imdb_id"]) for s in splits]
+    vals = [set(s.filter(pl.col("split") == "val")["imdb_id"]) for s in splits]
+    films = set(shared["imdb_id"])
+    assert set().union(*tests) == films and sum(len(t) for t in tests) == len(films)  # each film tested once
+    assert all(vals[f] == tests[(f + 1) % 5] for f in range(5))  # validation: the next fold
+    assert all(abs(len(t) - 60) <= 3 for t in tests)
+    for s in splits:  # tt0000299 shares tt0000000's image: always on the same side
+        side = dict(s.iter_rows())
+        assert side["tt0000299"] == side["tt0000000"]
+    assert splits[2].equals(split_films(shared, GENRES, seed=3, folds=5, fold=2))  # deterministic
+    assert not splits[0].equals(split_films(shared, GENRES, seed=4, folds=5, fold=0))  # split.seed draws the folds
+
+
+def test_a_fold_beyond_the_folds_is_one_line_naming_it():
+    import pytest
+
+    from pipeline.core.params import SplitParams
+
+    with pytest.raises(ValueError, match=r"fold \(5\) must be below folds \(5\)"):
+        SplitParams(folds=5, fold=5)
+    with pytest.raises(ValueError):
+        SplitParams(folds=2)

@@ -233,11 +233,17 @@ class SplitParams(_Group):
     val: float = Field(default=0.1, gt=0, lt=1)
     test: float = Field(default=0.1, gt=0, lt=1)
     seed: int = 0
+    #: Cross-validation (pipeline/data/split.py): k folds, ``fold`` the test split and the next one validation,
+    #: instead of train / val / test; null = those shares.
+    folds: int | None = Field(default=None, ge=3)
+    fold: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitParams:
         if abs(self.train + self.val + self.test - 1.0) > 1e-6:
             raise ValueError("train + val + test must be 1")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold ({self.fold}) must be below folds ({self.folds})")
         return self
 
 
