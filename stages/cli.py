@@ -199,7 +199,8 @@ def compare_two_cmd(
 def product_report_cmd(
     runs: Path = typer.Argument(..., help="Folder of <variant>/seed<k>/product_predictions.parquet (the product "
                                           "stage's eval/ file; its dvclive/product/metrics.json beside it as "
-                                          "product_metrics.json); variants: films, poster."),
+                                          "product_metrics.json), or <variant>/fold<f>/seed<k>/ for the folds of "
+                                          "split.folds (pooled); variants: films, poster."),
     out: Path = typer.Option(Path("compare/product.md"), help="The report (Markdown; .json beside it)."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file (data.genres, compare.bootstrap)."),
     bootstrap_seed: int | None = typer.Option(None,
@@ -223,9 +224,9 @@ def product_report_cmd(
     from pipeline.models.early_stopping import min_delta_table, replay_table
 
     p = load_params(params, ["data", "compare", "train"])
-    found, plans = load_product_runs(runs)
+    found, plans, folds = load_product_runs(runs)
     seed = p["compare"].bootstrap_seed if bootstrap_seed is None else bootstrap_seed
-    summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, seed, plans)
+    summary = product_summary(found, p["data"].genres, p["compare"].bootstrap, seed, plans, folds)
     curves = load_training_curves(runs)
     if curves:  # each run's validation loss per epoch: the early-stopping replay
         summary["early_stopping"] = replay_table(curves)

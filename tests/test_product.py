@@ -260,8 +260,8 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     with_plot = [i % 4 != 0 for i in range(80)]
     y = _prediction_frames(tmp_path, "films", [0, 1, 2], rng, with_plot, 0.95)
     _prediction_frames(tmp_path, "poster", [0, 1, 2], rng, with_plot, 0.7)
-    runs, plans = load_product_runs(tmp_path)
-    assert set(runs) == {"films", "poster"} and len(runs["films"]) == 3
+    runs, plans, folds = load_product_runs(tmp_path)
+    assert set(runs) == {"films", "poster"} and len(runs["films"]) == 3 and folds == 1
     summary = product_summary(runs, GENRES, n_boot=500, plans=plans)
     tests = {(t["a"], t["b"], t["subset"]): t for t in summary["tests"]}
     assert len(tests) == 8
@@ -307,3 +307,41 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     _prediction_frames(other, "poster", [0], rng, with_plot, 0.9)
     with pytest.raises(Exception, match="do not share their test posters"):
         load_product_runs(other)
+
+
+def test_the_product_report_pools_the_folds_of_a_cross_validation_seed_by_seed(tmp_path):
+    """Runs over the folds of split.folds (each fold its own test films): a seed's folds are one run whose test
+    films are every fold's, so the report reads them as it reads one split's seeds."""
+    from pipeline.evaluation.product_report import load_product_runs, product_markdown, product_summary
+
+    rng = np.random.default_rng(1)
+    with_plot = [i % 4 != 0 for i in range(80)]
+    flat = tmp_path / "flat"
+    for variant, quality in (("films", 0.95), ("poster", 0.7)):
+        _prediction_frames(flat, variant, [0, 1], rng, with_plot, quality)
+    folded = tmp_path / "folded"
+    for path in flat.glob("*/seed*/product_predictions.parquet"):
+        frame = pl.read_parquet(path)
+        for f in range(4):  # fold f holds films 20f to 20f + 19, some with a plot and some without
+            out = folded / path.parent.parent.name / f"fold{f}" / path.parent.name / path.name
+            out.parent.mkdir(parents=True)
+            frame.filter(pl.Series([i // 20 == f for i in range(len(frame))])).write_parquet(out)
+        (folded / path.parent.parent.name / "fold0" / path.parent.name / "product_metrics.json").write_text(
+            json.dumps({"plans": {"poster_only": {"members": "late", "calibration": "platt", "rule": "per_genre"}}}))
+    runs, plans, folds = load_product_runs(folded)
+    expected, _, _ = load_product_runs(flat)
+    assert folds == 4 and all(a.equals(b) for v in runs for a, b in zip(runs[v], expected[v]))
+    assert plans["films"][0] == {"fold0 poster_only": {"members": "late", "calibration": "platt", "rule": "per_genre"}}
+    summary = product_summary(runs, GENRES, n_boot=200, plans=plans, folds=folds)
+    assert summary["test_posters"] == 80 and summary["folds"] == 4
+    assert "the test folds of a 4-fold cross-validation pooled" in product_markdown(summary)
+    # a fold without a seed the others have, or a poster in two folds' tests: not one cross-validation
+    missing = folded / "poster" / "fold3" / "seed1"
+    moved = missing.rename(tmp_path / "aside")
+    with pytest.raises(Exception, match="every fold needs the same seeds"):
+        load_product_runs(folded)
+    moved.rename(missing)
+    twice = folded / "poster" / "fold3" / "seed0" / "product_predictions.parquet"
+    pl.read_parquet(flat / "poster" / "seed0" / "product_predictions.parquet").head(30).write_parquet(twice)
+    with pytest.raises(Exception, match="a test poster of two folds"):
+        load_product_runs(folded)

@@ -3,7 +3,10 @@
 Reads the product stage's ``eval/product_predictions.parquet`` (and ``dvclive/product/metrics.json`` as
 ``product_metrics.json``) of several runs laid out as ``<runs>/<variant>/seed<k>/product_predictions.parquet``
 (a variant: ``films``, the pipeline with ``data.films``; ``poster``, the poster only), all on the same test
-films. Reports, on all test films and on those with and without a plot (the films variant says which have one):
+films; or, run over the folds of a cross-validation (``split.folds``), as ``<variant>/fold<f>/seed<k>/``: each
+seed's folds are pooled into one run whose test films are every fold's (each judged by its own fold's models),
+so a few test films of one kind (those without a plot) become many. Reports, on all test films and on those with
+and without a plot (the films variant says which have one):
 
 * per variant, the product and the main model (the paper's head) alone: macro F1 and samples F1 (mean and
   standard deviation over seeds; macro first, since a rule can win samples F1 by never tagging rare genres)
@@ -61,24 +64,50 @@ TESTS = [
 ]
 
 
-def load_product_runs(folder: str | Path) -> tuple[dict[str, list[pl.DataFrame]], dict[str, list[dict]]]:
-    """variant -> its seeds' prediction tables, in seed order (``seed<k>/plans.json`` beside each, when there,
-    is the product stage's plans: the members each pattern averages)."""
+def _plans(run: Path) -> dict:
+    metrics = run / "product_metrics.json"
+    return json.loads(metrics.read_text())["plans"] if metrics.exists() else {}
+
+
+def _seeds(folder: Path) -> dict[int, Path]:
+    return {int(p.parent.name[4:]): p.parent for p in folder.glob(f"seed*/{FILE}")}
+
+
+def load_product_runs(folder: str | Path) -> tuple[dict[str, list[pl.DataFrame]], dict[str, list[dict]], int]:
+    """variant -> its seeds' prediction tables, in seed order, each a fold-pooled table where the runs are laid
+    out by fold; variant -> each seed's plans (``product_metrics.json`` beside each run, when there: the members
+    each pattern averages; ``fold<f> <pattern>`` where pooled); and the number of folds (1: one split)."""
     folder = Path(folder)
     runs: dict[str, list[pl.DataFrame]] = {}
     plans: dict[str, list[dict]] = {}
+    fold_counts = set()
     for variant in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        seeds = sorted(variant.glob(f"seed*/{FILE}"), key=lambda p: int(p.parent.name[4:]))
-        if seeds:
-            runs[variant.name] = [read_parquet(p).sort("key") for p in seeds]
-            plans[variant.name] = [json.loads((p.parent / "product_metrics.json").read_text())["plans"]
-                                   if (p.parent / "product_metrics.json").exists() else {} for p in seeds]
+        folds = {int(f.name[4:]): _seeds(f) for f in variant.glob("fold*") if f.name[4:].isdigit() and _seeds(f)}
+        if not folds:
+            folds = {0: _seeds(variant)} if _seeds(variant) else {}
+        if not folds:
+            continue
+        fold_counts.add(len(folds))
+        seeds = sorted(set.intersection(*(set(s) for s in folds.values())))
+        if any(set(s) != set(seeds) for s in folds.values()):
+            raise PipelineError(f"{variant}: every fold needs the same seeds ({sorted(seeds)} in all of them)")
+        runs[variant.name] = []
+        for k in seeds:
+            frames = [read_parquet(folds[f][k] / FILE) for f in sorted(folds)]
+            pooled = pl.concat(frames, how="vertical_relaxed").sort("key")
+            if pooled["key"].n_unique() != len(pooled):
+                raise PipelineError(f"{variant}: a poster is a test poster of two folds (folds of another split)")
+            runs[variant.name].append(pooled)
+        plans[variant.name] = [_plans(folds[0][k]) if len(folds) == 1 else
+                               {f"fold{f} {pattern}": plan for f in sorted(folds)
+                                for pattern, plan in _plans(folds[f][k]).items()} for k in seeds]
     if not runs:
-        raise PipelineError(f"{folder}: no <variant>/seed<k>/{FILE} (the product stage's eval/{FILE})")
+        raise PipelineError(f"{folder}: no <variant>/seed<k>/{FILE} or <variant>/fold<f>/seed<k>/{FILE} (the "
+                            f"product stage's eval/{FILE})")
     keys = {tuple(f["key"].to_list()) for frames in runs.values() for f in frames}
-    if len(keys) != 1:
+    if len(keys) != 1 or len(fold_counts) != 1:
         raise PipelineError(f"{folder}: the runs do not share their test posters (another split or posters table)")
-    return runs, plans
+    return runs, plans, fold_counts.pop()
 
 
 def _arrays(frame: pl.DataFrame, prefix: str, genres: list[str]) -> np.ndarray:
@@ -90,8 +119,9 @@ def load_training_curves(folder: str | Path) -> list[tuple[str, list[float]]]:
     ``seed<k>/val_loss.tsv`` (a copy of its ``dvclive/train/plots/metrics/val/loss.tsv``), each candidate's from
     ``product_metrics.json`` (``training``). What the early-stopping replay reads."""
     curves = []
-    for seed in sorted(Path(folder).glob(f"*/seed*/{FILE}")):
-        run, variant = seed.parent, seed.parent.parent.name
+    for seed in sorted([*Path(folder).glob(f"*/seed*/{FILE}"), *Path(folder).glob(f"*/fold*/seed*/{FILE}")]):
+        run = seed.parent
+        variant = run.parent.parent.name if run.parent.name.startswith("fold") else run.parent.name
         if (run / "val_loss.tsv").exists():
             rows = (run / "val_loss.tsv").read_text().split("\n")[1:]
             curves.append((f"{variant}/{MAIN}", [float(r.split("\t")[1]) for r in rows if r.strip()]))
@@ -102,7 +132,7 @@ def load_training_curves(folder: str | Path) -> list[tuple[str, list[float]]]:
 
 
 def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_boot: int = 10000,
-                    seed: int = 0, plans: dict[str, list[dict]] | None = None) -> dict[str, Any]:
+                    seed: int = 0, plans: dict[str, list[dict]] | None = None, folds: int = 1) -> dict[str, Any]:
     first = next(iter(runs.values()))[0]
     y = _arrays(first, "y", genres)
     groups = first["imdb_id"].to_numpy()
@@ -148,7 +178,8 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
                        if m != WITHHELD}}
                 for j, g in enumerate(genres)}
     decisions = {v: [sorted(set(f["product_rule"].to_list())) for f in frames] for v, frames in runs.items()}
-    return {"n_boot": n_boot, "bootstrap_seed": seed, "test_posters": int(len(y)), "rows": rows, "tests": tests,
+    return {"n_boot": n_boot, "bootstrap_seed": seed, "test_posters": int(len(y)), "folds": folds, "rows": rows,
+            "tests": tests,
             "tags_without_plot": tags, "plans": plans or {}, "decisions": decisions}
 
 
@@ -156,8 +187,11 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
                      ) -> str:
     """The report's Markdown; ``references``: label -> (method, macro F1, its seed std or None) to set beside."""
     out = ["# The product against the paper's head", "",
-           f"{summary['test_posters']} test posters; each model's figures are the mean and standard deviation over "
-           "its seeds. Macro F1 first (a rule can win samples F1 by never tagging rare genres).", "",
+           f"{summary['test_posters']} test posters"
+           + (f", the test folds of a {summary['folds']}-fold cross-validation pooled (each film judged by the "
+              "models of its own fold, a seed's folds making one run)" if summary.get("folds", 1) > 1 else "")
+           + "; each model's figures are the mean and standard deviation over its seeds. Macro F1 first (a rule can "
+           "win samples F1 by never tagging rare genres).", "",
            *[f"- {line}" for line in product_headline(summary)], ""]
     out += md_table(["variant", "model", "films", "posters", "seeds", "macro F1", "samples F1",
                      "genres per poster (true)"], [
