@@ -261,7 +261,7 @@ def test_a_committed_comparison_report_renders_from_its_summary(folder):
 
 
 @pytest.mark.parametrize("folder", ["films-names", "ocr-engines", "ocr-engines-per-genre", "ocr-detector-validation",
-                                    "metadata-names-validation"])
+                                    "metadata-names-validation", "metadata-onehot-validation"])
 def test_a_committed_compare_two_report_renders_from_its_result(folder):
     from pipeline.evaluation.markdown import compare_two_markdown
 
@@ -441,6 +441,28 @@ def test_every_interval_the_results_reading_quotes_is_bound_to_its_pair_family_a
                if any(tag in b for tag in ("`results/comparison`", "`results/films`", "`results/ocr-engines`"))]
     assert len(bullets) == 3, "README's headline lacks a bullet on the comparison, Table V or the OCR engines"
     _assert_bound(_prose("\n".join(bullets)), README_BINDINGS, "README")
+
+
+#: The validation comparisons docs/choices.md quotes where it says what decided a default.
+CHOICES_BINDINGS = [
+    ("metadata-onehot-validation", "metadata", "names one-hot", "names hashed", "lift the metadata-only model by",
+     None, True),
+    ("metadata-onehot-validation", "moviescope", "names one-hot", "names hashed", "move the MovieScope ensemble by",
+     None, False),
+    ("metadata-names-validation", "metadata", "names hashed", "names dropped", "`results/metadata-names-validation`:",
+     None, False),
+    ("metadata-names-validation", "moviescope", "names hashed", "names dropped", None, None, False),
+]
+
+
+def test_the_defaults_decided_on_validation_quote_their_validation_tests():
+    """docs/choices.md's table of what decided each default: every interval it quotes is the validation test the
+    words beside it name (the table's rows are read as prose, since the table is the text here)."""
+    section = _section((ROOT / "docs" / "choices.md").read_text(),
+                       "## What decided each default (and which read a test figure)")
+    for name in {b[0] for b in CHOICES_BINDINGS}:
+        assert load(ROOT / "results" / name, "compare_two.json")["split"] == "val", f"results/{name} is not validation"
+    _assert_bound(" ".join(section.split()), CHOICES_BINDINGS, "docs/choices.md")
 
 
 def test_the_counts_the_readings_state_are_the_reports_counts():
