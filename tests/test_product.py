@@ -335,6 +335,8 @@ def test_the_product_report_pools_the_folds_of_a_cross_validation_seed_by_seed(t
     summary = product_summary(runs, GENRES, n_boot=200, plans=plans, folds=folds)
     assert summary["test_posters"] == 80 and summary["folds"] == 4
     assert "the test folds of a 4-fold cross-validation pooled" in product_markdown(summary)
+    assert "over 2 seeds (each seed's 4 cross-validation folds pooled: every film a test film once)" in (
+        product_markdown(summary))
     # a fold without a seed the others have, or a poster in two folds' tests: not one cross-validation
     missing = folded / "poster" / "fold3" / "seed1"
     moved = missing.rename(tmp_path / "aside")

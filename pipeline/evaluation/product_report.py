@@ -299,6 +299,8 @@ def product_headline(summary: dict[str, Any]) -> list[str]:
         out.append(f"For reference, the best single method of the committed {label} with its own product rule "
                    f"(chosen by that report's settings): {ref['method']}, macro F1 {100 * ref['f1_macro']:.2f}.")
     test = ("seed-level paired t test" if seed_level(summary["tests"]) else "two-level paired bootstrap")
-    out.append(f"Mean ± standard deviation over {', '.join(map(str, sorted(seeds)))} seeds; intervals: {test} "
+    folds = summary.get("folds", 1)
+    pooled = f" (each seed's {folds} cross-validation folds pooled: every film a test film once)" if folds > 1 else ""
+    out.append(f"Mean ± standard deviation over {', '.join(map(str, sorted(seeds)))} seeds{pooled}; intervals: {test} "
                f"of macro F1 (test films and seeds), Holm over the report's {len(summary['tests'])} tests.")
     return out
