@@ -179,8 +179,7 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
                 for j, g in enumerate(genres)}
     decisions = {v: [sorted(set(f["product_rule"].to_list())) for f in frames] for v, frames in runs.items()}
     return {"n_boot": n_boot, "bootstrap_seed": seed, "test_posters": int(len(y)), "folds": folds, "rows": rows,
-            "tests": tests,
-            "tags_without_plot": tags, "plans": plans or {}, "decisions": decisions}
+            "tests": tests, "tags_without_plot": tags, "plans": plans or {}, "decisions": decisions}
 
 
 def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, float, float | None]] | None = None

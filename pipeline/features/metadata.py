@@ -79,7 +79,7 @@ def _name_vocabulary(values: list[str | None], field: str) -> list[str]:
     return sorted(n for n, k in counts.items() if k >= MIN_NAME_FILMS)
 
 
-def fit_metadata(train_films: pl.DataFrame, names: str = "hash", buckets: int = 256) -> dict[str, Any]:
+def fit_metadata(train_films: pl.DataFrame, names: str = "onehot", buckets: int = 256) -> dict[str, Any]:
     """The metadata spec fitted on the training films (``data/films.parquet`` rows of train films)."""
     runtimes = [math.log(r) for r in train_films["runtime_min"].drop_nulls().to_list()]
     years = [float(y) for y in train_films["release_year"].drop_nulls().to_list()]
