@@ -234,9 +234,9 @@ def product_report_cmd(
     references = {}
     for label, path in (("Table V (films)", table_v), ("poster-only comparison", comparison)):
         if path is not None:
-            method, value = best_product_rule(json.loads(Path(path).read_text()))
-            references[label] = (method, value, None)
-    summary["references"] = {k: {"method": m, "f1_macro": v} for k, (m, v, _) in references.items()}
+            references[label] = best_product_rule(json.loads(Path(path).read_text()))
+    summary["references"] = {k: {"method": m, "f1_macro": v, **({"f1_macro_std": s} if s is not None else {})}
+                             for k, (m, v, s) in references.items()}
     text = product_markdown(summary, references)
     write_text(out, text)
     write_json(out.with_suffix(".json"), summary)

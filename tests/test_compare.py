@@ -570,7 +570,8 @@ def test_report_product_rule_reads_scores_calibrated_as_train_would():
     fitted = fit_calibration("platt", y, s_val, GENRES)
     rule, _ = choose_rule(y, apply_calibration(fitted, s_val, GENRES), GENRES)
     expected = measure(rule, y, apply_calibration(fitted, s, GENRES))
-    assert platt["product"] == pytest.approx({k: expected[k] for k in platt["product"]})
+    figures = {k: v for k, v in platt["product"].items() if k != "f1_macro_std"}  # one seed: std 0
+    assert figures == pytest.approx({k: expected[k] for k in figures}) and platt["product"]["f1_macro_std"] == 0
     assert platt["paper"] == plain["paper"] and platt["product"] != plain["product"]
 
 

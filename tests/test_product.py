@@ -279,11 +279,11 @@ def test_the_product_report_pairs_seeds_and_tests_every_question(tmp_path):
     assert summary["tags_without_plot"]["Drama"]["true"] == int(y[[not p for p in with_plot], 0].sum())
     text = product_markdown(summary, {"Table V (films)": ("moviescope", 0.5926, None)})
     assert "| films | product | without_plot | 20 | 3 |" in text and "| moviescope | 59.26 | - |" in text
-    summary["references"] = {"Table V": {"method": "moviescope", "f1_macro": 0.5926}}
+    summary["references"] = {"Table V": {"method": "moviescope", "f1_macro": 0.5926, "f1_macro_std": 0.0089}}
     lines = product_headline(summary)
     t = better
     assert f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}], significant" in lines[0]
-    assert "without a synopsis" in lines[1] and "moviescope, macro F1 59.26" in lines[-2]
+    assert "without a synopsis" in lines[1] and "moviescope, macro F1 59.26 ± 0.89." in lines[-2]
     withheld_test = tests[("films/withheld", "poster/product", "with_plot")]
     assert "withheld from the 60 test films" in lines[2] and f"{100 * withheld_test['diff']:+.2f} [" in lines[2]
     # each run's validation-loss curves (the main model's dvclive tsv, the candidates' from the product stage):
@@ -347,3 +347,27 @@ def test_the_product_report_pools_the_folds_of_a_cross_validation_seed_by_seed(t
     pl.read_parquet(flat / "poster" / "seed0" / "product_predictions.parquet").head(30).write_parquet(twice)
     with pytest.raises(Exception, match="a test poster of two folds"):
         load_product_runs(folded)
+
+
+def test_the_best_single_method_reference_carries_its_seed_spread():
+    """The bar "at least the best single method, within its seed spread" reads the product rule's seed std, which
+    the comparison keeps per rule; the best is chosen by the mean (a reference made before the std was kept:
+    None, rendered "-")."""
+    from pipeline.evaluation.compare import _rules_summary
+    from pipeline.evaluation.product_report import best_product_rule
+
+    def rules(*f1):
+        return _rules_summary([{"product": {"name": "per_genre", "f1_macro": f, "f1_samples": 0.5,
+                                            "hamming_loss": 0.1, "genres_per_poster": 2.0},
+                                "paper": {"f1_macro": f - 0.1, "f1_samples": 0.4, "hamming_loss": 0.2,
+                                          "genres_per_poster": 5.0},
+                                "genres_per_poster_true": 2.1} for f in f1])
+
+    summary = {"methods": {"late": {"decision_rules": rules(0.50, 0.54)},
+                           "concat": {"decision_rules": rules(0.51, 0.51, 0.51)}}}
+    method, mean, std = best_product_rule(summary)
+    assert (method, round(mean, 4), round(std, 4)) == ("late", 0.52, round(np.std([0.50, 0.54], ddof=1), 4))
+    assert summary["methods"]["concat"]["decision_rules"]["paper"]["f1_macro_std"] < 1e-12
+    del summary["methods"]["late"]["decision_rules"]["product"]["f1_macro_std"]
+    assert best_product_rule(summary)[2] is None
+    assert best_product_rule(summary, ["concat"])[:2] == ("concat", 0.51)

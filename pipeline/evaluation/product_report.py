@@ -231,12 +231,14 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
     return "\n".join(out) + "\n"
 
 
-def best_product_rule(summary: dict[str, Any], methods: list[str] | None = None) -> tuple[str, float]:
-    """The method of a committed comparison summary with the best product-rule macro F1 on test (mean over seeds)."""
-    rules = {m: s["decision_rules"]["product"]["f1_macro"] for m, s in summary["methods"].items()
+def best_product_rule(summary: dict[str, Any], methods: list[str] | None = None
+                      ) -> tuple[str, float, float | None]:
+    """The method of a committed comparison summary with the best product-rule macro F1 on test (mean over seeds),
+    that mean and its seed std (None in reports made before the std was kept)."""
+    rules = {m: s["decision_rules"]["product"] for m, s in summary["methods"].items()
              if methods is None or m in methods}
-    best = max(rules, key=rules.get)
-    return best, rules[best]
+    best = max(rules, key=lambda m: rules[m]["f1_macro"])
+    return best, rules[best]["f1_macro"], rules[best].get("f1_macro_std")
 
 
 def _row(summary: dict[str, Any], variant: str, model: str, subset: str) -> dict[str, Any] | None:
@@ -295,8 +297,10 @@ def product_headline(summary: dict[str, Any]) -> list[str]:
         out.append(f"Poster only, the product scores {_figure(poster)}, against the paper's head {_figure(head)}: "
                    f"{_tested(t)}.")
     for label, ref in summary.get("references", {}).items():
+        spread = f" ± {100 * ref['f1_macro_std']:.2f}" if ref.get("f1_macro_std") is not None else ""
         out.append(f"For reference, the best single method of the committed {label} with its own product rule "
-                   f"(chosen by that report's settings): {ref['method']}, macro F1 {100 * ref['f1_macro']:.2f}.")
+                   f"(chosen by that report's settings): {ref['method']}, macro F1 {100 * ref['f1_macro']:.2f}"
+                   f"{spread}.")
     test = ("seed-level paired t test" if seed_level(summary["tests"]) else "two-level paired bootstrap")
     folds = summary.get("folds", 1)
     pooled = f" (each seed's {folds} cross-validation folds pooled: every film a test film once)" if folds > 1 else ""
