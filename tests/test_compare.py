@@ -99,6 +99,11 @@ def test_summary_and_markdown_shape():
         cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
         assert len(set(cells)) <= 1, f"a row's cells differ from its header's:\n{block}"
     assert "concat (image \\|\\| text)" in text
+    # a report is its summary.json rendered, and that file has sorted keys: the methods' order must not matter
+    for s in summary["methods"].values():
+        s["branches"] = {"blend": {"AP_m": 0.5, "F_m": 0.4}}
+    reordered = {**summary, "methods": dict(reversed(list(summary["methods"].items())))}
+    assert markdown(reordered) == markdown(summary)
 
 
 def test_methods_cover_the_tables_and_override_fusion():

@@ -283,7 +283,8 @@ def _all_pairs_markdown(summary: dict, md) -> list[str]:
 
 def _branches_markdown(summary: dict, md) -> list[str]:
     rows = []
-    for s in summary["methods"].values():
+    # in method-name order: summary.json is written with sorted keys, so the report renders the same from it
+    for s in (summary["methods"][m] for m in sorted(summary["methods"])):
         if s.get("branches"):
             for name, fig in s["branches"].items():
                 rows.append({"method": s["label"], "output": name,
