@@ -237,7 +237,7 @@ def product_report_cmd(
             references[label] = best_product_rule(json.loads(Path(path).read_text()))
     summary["references"] = {k: {"method": m, "f1_macro": v, **({"f1_macro_std": s} if s is not None else {})}
                              for k, (m, v, s) in references.items()}
-    text = product_markdown(summary, references)
+    text = product_markdown(summary)
     write_text(out, text)
     write_json(out.with_suffix(".json"), summary)
     print(text, end="")

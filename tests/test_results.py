@@ -254,6 +254,15 @@ def test_the_product_section_and_headline_are_the_committed_report():
     assert replay in (ROOT / "docs" / "performance.md").read_text(), "docs/performance.md lacks the replay table"
 
 
+def test_the_committed_product_report_renders_from_its_summary():
+    """The product report is its summary.json rendered (as the comparison's): its Markdown can be changed and
+    checked against the committed report."""
+    from pipeline.evaluation.product_report import product_markdown
+
+    folder = ROOT / "results" / "product"
+    assert product_markdown(load(folder, "summary.json")) == (folder / "report.md").read_text()
+
+
 @pytest.mark.parametrize("folder", ["comparison", "comparison-3seeds", "films"])
 def test_a_committed_comparison_report_renders_from_its_summary(folder):
     """The report is its summary rendered: the Markdown code can be changed and checked against every report."""

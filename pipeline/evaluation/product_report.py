@@ -182,9 +182,9 @@ def product_summary(runs: dict[str, list[pl.DataFrame]], genres: list[str], n_bo
             "tests": tests, "tags_without_plot": tags, "plans": plans or {}, "decisions": decisions}
 
 
-def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, float, float | None]] | None = None
-                     ) -> str:
-    """The report's Markdown; ``references``: label -> (method, macro F1, its seed std or None) to set beside."""
+def product_markdown(summary: dict[str, Any]) -> str:
+    """The report's Markdown, its summary rendered (``summary["references"]``: label -> the best single method of a
+    committed comparison, its product-rule macro F1 and seed std, set beside)."""
     out = ["# The product against the paper's head", "",
            f"{summary['test_posters']} test posters"
            + (f", the test folds of a {summary['folds']}-fold cross-validation pooled (each film judged by the "
@@ -204,13 +204,16 @@ def product_markdown(summary: dict[str, Any], references: dict[str, tuple[str, f
     out += md_table(["a", "b", "films", "question", "a - b", "95% interval", "p", "p (Holm)", ""], [
         [t["a"], t["b"], t["subset"], t["question"], f"{100 * t['diff']:+.2f}", interval(t), p_cell(t),
          f"{t['p_holm']:.4f}", "significant" if t["significant"] else "not significant"] for t in summary["tests"]])
-    if references:
+    if summary.get("references"):
         out += ["", "## For reference: the best single methods of the committed comparisons", ""]
         out += md_table(["", "method", "product-rule macro F1", "seed std"], [
-            [label, method, f"{100 * value:.2f}", "-" if std is None else f"{100 * std:.2f}"]
-            for label, (method, value, std) in references.items()])
+            [label, ref["method"], f"{100 * ref['f1_macro']:.2f}",
+             "-" if ref.get("f1_macro_std") is None else f"{100 * ref['f1_macro_std']:.2f}"]
+            for label, ref in summary["references"].items()])
     if summary["tags_without_plot"]:
-        models = [k for k in next(iter(summary["tags_without_plot"].values())) if k != "true"]
+        # in the order of the table's rows, not of the dict: summary.json has sorted keys, and renders the same
+        tagged = next(iter(summary["tags_without_plot"].values()))
+        models = [k for k in dict.fromkeys(f"{r['variant']}/{r['model']}" for r in summary["rows"]) if k in tagged]
         out += ["", "## Genres tagged on the films without a plot", "",
                 "Films that have the genre, and how many each model tags with it (mean over seeds).", ""]
         out += md_table(["genre", "true", *models], [[g, row["true"], *(f"{row[m]:.1f}" for m in models)]
