@@ -254,13 +254,42 @@ def test_the_product_section_and_headline_are_the_committed_report():
     assert replay in (ROOT / "docs" / "performance.md").read_text(), "docs/performance.md lacks the replay table"
 
 
-def test_the_committed_product_report_renders_from_its_summary():
+@pytest.mark.parametrize("folder", ["product", "product-folds"])
+def test_the_committed_product_report_renders_from_its_summary(folder):
     """The product report is its summary.json rendered (as the comparison's): its Markdown can be changed and
     checked against the committed report."""
     from pipeline.evaluation.product_report import product_markdown
 
-    folder = ROOT / "results" / "product"
+    folder = ROOT / "results" / folder
     assert product_markdown(load(folder, "summary.json")) == (folder / "report.md").read_text()
+
+
+def test_the_product_folds_section_and_headline_are_the_committed_report():
+    """Issue 26's cross-validation (results/product-folds: every film a test film once, ten folds, two seeds):
+    docs/results.md shows its tables (all but the per-fold replays and the references, which the default split's
+    section shows), its reading quotes only its tests, and the README states its no-plot line as the report does."""
+    from pipeline.evaluation.product_report import product_headline
+
+    folder = ROOT / "results" / "product-folds"
+    report, summary = (folder / "report.md").read_text(), load(folder, "summary.json")
+    provenance = load(folder, "provenance.json")
+    assert summary["folds"] == 10 and provenance["kind"] == "product"
+    section = _section((ROOT / "docs" / "results.md").read_text(), "### Every film a test film: ten folds")
+    shown = [part for part in re.split(r"\n(?=## )", report) if not part.startswith(
+        ("## Early stopping", "## A minimum improvement", "## For reference"))]
+    for block in "\n".join(shown).split("\n\n"):
+        if block.startswith("|"):
+            assert block in section, f"docs/results.md lacks this table of results/product-folds:\n{block}"
+    for line in section.splitlines():
+        if line.startswith("|"):
+            assert line in report, f"docs/results.md: a line results/product-folds does not have:\n{line}"
+    tests = {f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]" for t in summary["tests"]}
+    quoted = [f"{d} [{lo}, {hi}]" for d, lo, hi in INTERVAL.findall(section)]
+    assert quoted and all(q in tests for q in quoted), [q for q in quoted if q not in tests]
+    flat = lambda text: " ".join(text.split())  # noqa: E731
+    no_plot = product_headline(summary)[1]
+    assert flat(no_plot) in flat((ROOT / "README.md").read_text()), f"README lacks: {no_plot}"
+    assert provenance["revision"][:7] in section and "split.folds=10" in section
 
 
 @pytest.mark.parametrize("folder", ["comparison", "comparison-3seeds", "films"])
