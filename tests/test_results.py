@@ -265,7 +265,7 @@ def test_the_committed_product_report_renders_from_its_summary(folder):
 
 
 def test_the_product_folds_section_and_headline_are_the_committed_report():
-    """Issue 26's cross-validation (results/product-folds: every film a test film once, ten folds, two seeds):
+    """The product's cross-validation (results/product-folds: every film a test film once, ten folds, two seeds):
     docs/results.md shows its tables (all but the per-fold replays and the references, which the default split's
     section shows), its reading quotes only its tests, and the README states its no-plot line as the report does."""
     from pipeline.evaluation.product_report import product_headline
