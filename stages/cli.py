@@ -231,12 +231,12 @@ def product_report_cmd(
     if curves:  # each run's validation loss per epoch: the early-stopping replay
         summary["early_stopping"] = replay_table(curves)
         summary["min_delta"] = min_delta_table(curves, p["train"].patience)
-    references = {}
+    summary["references"] = {}
     for label, path in (("Table V (films)", table_v), ("poster-only comparison", comparison)):
         if path is not None:
-            references[label] = best_product_rule(json.loads(Path(path).read_text()))
-    summary["references"] = {k: {"method": m, "f1_macro": v, **({"f1_macro_std": s} if s is not None else {})}
-                             for k, (m, v, s) in references.items()}
+            method, value, std = best_product_rule(json.loads(Path(path).read_text()))
+            summary["references"][label] = {"method": method, "f1_macro": value,
+                                            **({"f1_macro_std": std} if std is not None else {})}
     text = product_markdown(summary)
     write_text(out, text)
     write_json(out.with_suffix(".json"), summary)

@@ -143,6 +143,11 @@ def _section(text: str, heading: str) -> str:
     ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.M)]
     return rest[:ends[0]] if ends else rest
 
+def _flat(text: str) -> str:
+    """``text`` on one line: line breaks differ between a report and the docs, words must not."""
+    return " ".join(text.split())
+
+
 def _held_to(section: str, reports: str, tag: str, interval: str, tables: str = "", at_least: int = 5) -> str:
     """Every table line of ``section`` is a line of ``reports`` (or of ``tables``), and every interval quoted
     there or in the README headline bullet naming ``tag`` is a test of ``reports`` (``interval`` formats it as
@@ -243,11 +248,10 @@ def test_the_product_section_and_headline_are_the_committed_report():
     for block in report.split("\n\n"):
         if block.startswith("|"):
             assert block in section, f"docs/results.md lacks this table of results/product/report.md:\n{block}"
-    flat = lambda text: " ".join(text.split())  # noqa: E731  (line breaks differ, words must not)
-    readme = flat((ROOT / "README.md").read_text())
+    readme = _flat((ROOT / "README.md").read_text())
     for line in product_headline(summary):
-        assert flat(line) in readme, f"README lacks: {line}"
-        assert flat(line) in flat(section), f"docs/results.md's product section lacks: {line}"
+        assert _flat(line) in readme, f"README lacks: {line}"
+        assert _flat(line) in _flat(section), f"docs/results.md's product section lacks: {line}"
     assert provenance["kind"] == "product" and provenance["revision"][:7] in section
     # the early-stopping replay that decides train.patience, in docs/performance.md as the report has it
     replay = next(block for block in report.split("\n\n") if block.startswith("| patience |"))
@@ -286,9 +290,8 @@ def test_the_product_folds_section_and_headline_are_the_committed_report():
     tests = {f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]" for t in summary["tests"]}
     quoted = [f"{d} [{lo}, {hi}]" for d, lo, hi in INTERVAL.findall(section)]
     assert quoted and all(q in tests for q in quoted), [q for q in quoted if q not in tests]
-    flat = lambda text: " ".join(text.split())  # noqa: E731
     no_plot = product_headline(summary)[1]
-    assert flat(no_plot) in flat((ROOT / "README.md").read_text()), f"README lacks: {no_plot}"
+    assert _flat(no_plot) in _flat((ROOT / "README.md").read_text()), f"README lacks: {no_plot}"
     assert provenance["revision"][:7] in section and "split.folds=10" in section
 
 
