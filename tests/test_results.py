@@ -200,6 +200,12 @@ def test_save_keeps_a_compare_two_report_with_its_provenance(tmp_path):
     assert prov["kind"] == "compare-two" and prov["files"] == ["compare_two.json", "compare_two.md"]
     assert sorted(p.name for p in (tmp_path / "results" / "engines").iterdir()) == [
         "compare_two.json", "compare_two.md", "provenance.json"]
+    # the saving workspace's stage reports go with it: its OCR pass is the upstream choice compared
+    (ws / "features").mkdir()
+    (ws / "features" / "ocr_report.json").write_text('{"engine": "easyocr"}')
+    prov = save_results(ws, tmp_path / "results" / "engines", "poster-genres compare-two a b", kind="compare-two")
+    assert prov["files"] == ["compare_two.json", "compare_two.md", "ocr_report.json"]
+    assert load(tmp_path / "results" / "engines", "ocr_report.json") == {"engine": "easyocr"}
 
 
 def test_docs_hold_the_comparison_runs_ingest_and_ocr_reports():

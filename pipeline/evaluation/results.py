@@ -10,8 +10,9 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
   ``poster-genres compare-two ... --out compare/compare_two.md`` writes (run it in the workspace that saves);
 * for the product over seeds (``--kind product``): ``compare/product.md`` and ``.json``, what
   ``poster-genres product-report RUNS --out compare/product.md`` writes;
-* with the first two, the reports of the stages that made its inputs when present: ingest (posters kept and
-  skipped), OCR (title recall over the whole set), films and plot,
+* with the first three, the reports of the stages that made the workspace's inputs when present: ingest (posters
+  kept and skipped), OCR (title recall over the whole set), films and plot (for compare-two: those of the
+  workspace that saves, the one whose runs changed the upstream choice, e.g. the other OCR engine's pass),
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
 HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
@@ -43,7 +44,8 @@ FILES = {
     "main": {"dvclive/evaluate/metrics.json": "evaluate_metrics.json",
              "dvclive/train/metrics.json": "train_metrics.json",
              "dvclive/evaluate/plots/custom/calibration.json": "calibration.json", **INPUTS},
-    "compare-two": {"compare/compare_two.md": "compare_two.md", "compare/compare_two.json": "compare_two.json"},
+    "compare-two": {"compare/compare_two.md": "compare_two.md", "compare/compare_two.json": "compare_two.json",
+                    **INPUTS},
     "product": {"compare/product.md": "report.md", "compare/product.json": "summary.json"},
 }
 
