@@ -12,7 +12,8 @@ made them, and the markdown the README shows of them (``tests/test_results.py`` 
   ``poster-genres product-report RUNS --out compare/product.md`` writes;
 * with the first three, the reports of the stages that made the workspace's inputs when present: ingest (posters
   kept and skipped), OCR (title recall over the whole set), films and plot (for compare-two: those of the
-  workspace that saves, the one whose runs changed the upstream choice, e.g. the other OCR engine's pass),
+  workspace that saves, the one whose runs changed the upstream choice, e.g. the other OCR engine's pass; not
+  ingest, which both sides share),
 
 and writes ``provenance.json``: the command, the git revision of the code that ran (``git rev-parse
 HEAD`` of the workspace, and whether it had uncommitted changes) and the params that differ from
@@ -44,8 +45,9 @@ FILES = {
     "main": {"dvclive/evaluate/metrics.json": "evaluate_metrics.json",
              "dvclive/train/metrics.json": "train_metrics.json",
              "dvclive/evaluate/plots/custom/calibration.json": "calibration.json", **INPUTS},
+    # compare-two pairs runs on the same posters and split, so the ingest report is both sides' and stays out
     "compare-two": {"compare/compare_two.md": "compare_two.md", "compare/compare_two.json": "compare_two.json",
-                    **INPUTS},
+                    **{src: dst for src, dst in INPUTS.items() if dst != "ingest_report.json"}},
     "product": {"compare/product.md": "report.md", "compare/product.json": "summary.json"},
 }
 
