@@ -223,10 +223,10 @@ def test_docs_hold_the_comparison_runs_ingest_and_ocr_reports():
                     f"{100 * t['word_all']:.2f}% (as substrings: {100 * t['substring_any']:.2f}% / "
                     f"{100 * t['substring_all']:.2f}%), {100 * q['no_text']:.2f}% without text, "
                     f"{q['characters_per_poster']:.1f} characters per poster")
-        assert sentence in " ".join((ROOT / "docs" / "ocr.md").read_text().split()), f"docs/ocr.md lacks:\n{sentence}"
+        assert sentence in _flat((ROOT / "docs" / "ocr.md").read_text()), f"docs/ocr.md lacks:\n{sentence}"
     kept = (f"{ingest['rows_read']:,} rows -> {ingest['posters_kept']:,} posters kept "
             f"({ingest['skipped']['no_target_genre']} films have")
-    assert kept in " ".join((ROOT / "docs" / "results.md").read_text().split()), f"docs/results.md lacks: {kept}"
+    assert kept in _flat((ROOT / "docs" / "results.md").read_text()), f"docs/results.md lacks: {kept}"
 
 
 def test_the_ocr_engines_section_is_the_committed_compare_two():
@@ -298,7 +298,7 @@ def test_the_product_folds_section_and_headline_are_the_committed_report():
     for line in section.splitlines():
         if line.startswith("|"):
             assert line in report, f"docs/results.md: a line results/product-folds does not have:\n{line}"
-    tests = {f"{100 * t['diff']:+.2f} [{100 * t['ci_low']:+.2f}, {100 * t['ci_high']:+.2f}]" for t in summary["tests"]}
+    tests = {_interval(t) for t in summary["tests"]}
     quoted = [f"{d} [{lo}, {hi}]" for d, lo, hi in INTERVAL.findall(section)]
     assert quoted and all(q in tests for q in quoted), [q for q in quoted if q not in tests]
     no_plot = product_headline(summary)[1]
@@ -530,7 +530,7 @@ def test_the_defaults_decided_on_validation_quote_their_validation_tests():
                        "## What decided each default (and which read a test figure)")
     for name in {b[0] for b in CHOICES_BINDINGS}:
         assert load(ROOT / "results" / name, "compare_two.json")["split"] == "val", f"results/{name} is not validation"
-    _assert_bound(" ".join(section.split()), CHOICES_BINDINGS, "docs/choices.md")
+    _assert_bound(_flat(section), CHOICES_BINDINGS, "docs/choices.md")
 
 
 def test_the_counts_the_readings_state_are_the_reports_counts():
@@ -556,5 +556,5 @@ def test_the_counts_the_readings_state_are_the_reports_counts():
         text_methods = [t for t in report["tests"] if t["kind"] == "method" and t["method"] != report["reference"]]
         k = sum(t["p_holm"] < 0.05 and t["diff"] > 0 for t in text_methods)
         stated = text.format(k=words[k], n=words[len(text_methods)])
-        assert " ".join(stated.split()) in " ".join(where.split()), (folder, stated)
-    assert f"for each of the {words[len(text_methods)]} methods that read text" in " ".join(results.split())
+        assert _flat(stated) in _flat(where), (folder, stated)
+    assert f"for each of the {words[len(text_methods)]} methods that read text" in _flat(results)
